@@ -1,0 +1,70 @@
+"""The embedder interface: person images in, L2-normalized float32 vectors out."""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+BGRImage = NDArray[np.uint8]
+
+
+def l2_normalize(vectors: NDArray[np.floating], eps: float = 1e-12) -> NDArray[np.float32]:
+    """Scale each row of ``vectors`` (N, D) to unit L2 norm; all-zero rows stay zero."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2:
+        raise ValueError(f"vectors must have shape (N, D), got {vectors.shape}")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, eps)
+
+
+class Embedder(abc.ABC):
+    """Maps person crops to metric vectors; cosine similarity is their dot product.
+
+    Subclasses set ``model_id`` (stable, changes whenever the vectors would) and ``dim``,
+    and implement ``_load`` and ``_embed``. ``load`` is lazy and idempotent.
+    """
+
+    model_id: str
+    dim: int
+
+    def __init__(self) -> None:
+        self._loaded = False
+        self._load_lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load weights once; later calls return at once."""
+        if self._loaded:
+            return
+        with self._load_lock:
+            if not self._loaded:
+                self._load()
+                self._loaded = True
+
+    def embed(self, images: Sequence[BGRImage]) -> NDArray[np.float32]:
+        """Embed BGR uint8 images (any sizes) into an (N, dim) float32 array of unit rows.
+
+        Raises:
+            TypeError: an image is not an (H, W, 3) uint8 array.
+        """
+        for i, image in enumerate(images):
+            if not (isinstance(image, np.ndarray) and image.dtype == np.uint8
+                    and image.ndim == 3 and image.shape[2] == 3):
+                raise TypeError(f"image {i} must be an (H, W, 3) uint8 BGR array")
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        self.load()
+        vectors = l2_normalize(self._embed(images))
+        assert vectors.shape == (len(images), self.dim), vectors.shape
+        return vectors
+
+    @abc.abstractmethod
+    def _load(self) -> None:
+        """Load the model into memory."""
+
+    @abc.abstractmethod
+    def _embed(self, images: Sequence[BGRImage]) -> NDArray[np.floating]:
+        """Return raw (N, dim) vectors for validated, non-empty ``images``."""

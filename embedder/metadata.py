@@ -1,0 +1,47 @@
+"""The metadata file saved beside every model the project trains."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+METADATA_FILE = "metadata.json"
+
+
+@dataclass
+class ModelMetadata:
+    """What a model directory says about its model.
+
+    ``input_size`` is (height, width); the model takes RGB floats in 0..255 and does its own
+    normalization. ``threshold`` is the calibrated cosine-similarity match threshold.
+    """
+
+    model_id: str
+    input_size: tuple[int, int]
+    embedding_dim: int
+    preprocessing: str = "RGB, resized to input_size, float 0..255; normalization inside the model"
+    backbone: str = "MobileNetV2 (ImageNet-1k, torchvision weights ported to Keras)"
+    training_data: str = ""
+    license: str = ""
+    recipe: dict = field(default_factory=dict)
+    validation: dict = field(default_factory=dict)
+    threshold: float | None = None
+    threshold_target_fmr: float | None = None
+
+    def save(self, model_dir: Path) -> Path:
+        """Write ``metadata.json`` into ``model_dir`` and return its path."""
+        path = Path(model_dir) / METADATA_FILE
+        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, model_dir: Path) -> ModelMetadata:
+        """Read ``metadata.json`` from ``model_dir``.
+
+        Raises:
+            FileNotFoundError: the directory has no metadata file.
+        """
+        data = json.loads((Path(model_dir) / METADATA_FILE).read_text())
+        data["input_size"] = tuple(data["input_size"])
+        return cls(**data)
