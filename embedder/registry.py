@@ -1,0 +1,58 @@
+"""Build embedders by name or by model directory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from embedder.base import Embedder
+
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "reid-mobilenetv2"
+
+
+def _imagenet(**kwargs: object) -> Embedder:
+    from embedder.imagenet import ImageNetEmbedder  # TensorFlow loads only when needed
+
+    return ImageNetEmbedder(**kwargs)
+
+
+def _reid_model(model_dir: Path, **kwargs: object) -> Embedder:
+    from embedder.reid_model import ReidEmbedder
+
+    return ReidEmbedder(model_dir, **kwargs)
+
+
+_FACTORIES: dict[str, Callable[..., Embedder]] = {"imagenet-mobilenetv2": _imagenet}
+
+
+def register_embedder(name: str, factory: Callable[..., Embedder]) -> None:
+    """Make ``build_embedder(name)`` call ``factory``."""
+    _FACTORIES[name] = factory
+
+
+def known_embedders() -> list[str]:
+    """Return the registered embedder names."""
+    return sorted(_FACTORIES)
+
+
+def default_embedder_spec() -> str:
+    """Return the shipped re-ID model's directory, or the ImageNet baseline if none is shipped."""
+    if (SHIPPED_MODEL_DIR / "model.keras").is_file():
+        return str(SHIPPED_MODEL_DIR)
+    return "imagenet-mobilenetv2"
+
+
+def build_embedder(spec: str, **kwargs: object) -> Embedder:
+    """Build the embedder named ``spec``, or load the model directory at path ``spec``.
+
+    Raises:
+        KeyError: ``spec`` is neither a known name nor a model directory; lists the names.
+    """
+    if spec in _FACTORIES:
+        return _FACTORIES[spec](**kwargs)
+    path = Path(spec)
+    if (path / "model.keras").is_file():
+        return _reid_model(path, **kwargs)
+    raise KeyError(
+        f"unknown embedder {spec!r}: give one of {', '.join(known_embedders())} "
+        "or a model directory holding model.keras and metadata.json")

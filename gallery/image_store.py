@@ -1,0 +1,44 @@
+"""Image files under the data directory, named by content hash and written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+class ImageStore:
+    """Stores image bytes at ``root/<sha[:2]>/<sha>.<ext>``; paths returned are relative."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def put(self, data: bytes, sha256: str, extension: str) -> str:
+        """Write ``data`` unless already stored and return its path relative to ``root``."""
+        relative = f"{sha256[:2]}/{sha256}{extension}"
+        target = self.root / relative
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        return relative
+
+    def path(self, relative: str) -> Path:
+        """Return the absolute path of a stored file."""
+        return self.root / relative
+
+    def read(self, relative: str) -> bytes:
+        """Return a stored file's bytes."""
+        return self.path(relative).read_bytes()
+
+    def remove(self, relative: str) -> bool:
+        """Delete a stored file; return whether it existed."""
+        try:
+            self.path(relative).unlink()
+        except FileNotFoundError:
+            return False
+        return True

@@ -1,0 +1,91 @@
+"""The gallery's tables: persons, their images, and the images' vectors."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import sqlalchemy as sa
+from numpy.typing import NDArray
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base whose metadata names constraints predictably (for Alembic)."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Person(Base):
+    """A known person, enrolled with one or more images."""
+
+    __tablename__ = "persons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    notes: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    images: Mapped[list[Image]] = relationship(
+        back_populates="person", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="Image.id")
+
+
+class Image(Base):
+    """One enrolled image of a person, stored as a file under the data directory."""
+
+    __tablename__ = "images"
+    __table_args__ = (sa.UniqueConstraint("person_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(sa.String(20))
+    original_name: Mapped[str] = mapped_column(sa.String(255), default="")
+    sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    width: Mapped[int]
+    height: Mapped[int]
+    byte_size: Mapped[int]
+    stored_path: Mapped[str] = mapped_column(sa.String(300))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    person: Mapped[Person] = relationship(back_populates="images")
+    embeddings: Mapped[list[Embedding]] = relationship(
+        back_populates="image", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class Embedding(Base):
+    """The vector one embedder model produced for one image."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (sa.UniqueConstraint("image_id", "model_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(sa.ForeignKey("images.id", ondelete="CASCADE"))
+    model_id: Mapped[str] = mapped_column(sa.String(100), index=True)
+    dim: Mapped[int]
+    vector: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+    image: Mapped[Image] = relationship(back_populates="embeddings")
+
+    @staticmethod
+    def pack(vector: NDArray[np.float32]) -> bytes:
+        """Serialize a 1-D float32 vector (little-endian)."""
+        return np.asarray(vector, dtype="<f4").tobytes()
+
+    def unpack(self) -> NDArray[np.float32]:
+        """Return the stored vector as a (dim,) float32 array."""
+        return np.frombuffer(self.vector, dtype="<f4").astype(np.float32)

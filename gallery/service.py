@@ -1,0 +1,328 @@
+"""Enroll, search and delete: the one place that keeps rows, files and vectors in step."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from detector.base import Detection, Detector
+from embedder.base import BGRImage, Embedder
+from embedder.images import decode_image
+from gallery.errors import Conflict, InvalidInput, NotFound
+from gallery.image_store import ImageStore
+from gallery.models import Embedding, Image, Person
+from gallery.ranking import PersonMatch, best_per_person, decide
+from gallery.uploads import CheckedImage, Upload, check_images, clean_name, clean_notes, safe_filename
+from gallery.vector_index import IdFingerprint, VectorIndex
+
+log = logging.getLogger(__name__)
+
+MAX_TOP_K = 100
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The candidates for one person found in a still (``bbox`` None: the whole image)."""
+
+    bbox: list[int] | None
+    detection_score: float | None
+    matches: list[PersonMatch]
+    margin: float | None
+
+    def to_dict(self) -> dict:
+        return {"bbox": self.bbox, "detection_score": self.detection_score,
+                "margin": None if self.margin is None else round(self.margin, 6),
+                "matches": [m.to_dict() for m in self.matches]}
+
+
+@dataclass(frozen=True)
+class SearchResponse:
+    """Everything one search by a still found, and the settings it used."""
+
+    threshold: float
+    top_k: int
+    model_id: str
+    results: list[QueryResult]
+
+    def to_dict(self) -> dict:
+        return {"threshold": self.threshold, "top_k": self.top_k, "model_id": self.model_id,
+                "results": [r.to_dict() for r in self.results]}
+
+
+@dataclass
+class DeletionReceipt:
+    """What a delete removed."""
+
+    persons: int = 0
+    images: list[int] = field(default_factory=list)
+    vectors: int = 0
+    files: int = 0
+
+    def to_dict(self) -> dict:
+        return {"persons": self.persons, "images": self.images,
+                "vectors": self.vectors, "files": self.files}
+
+
+class Gallery:
+    """Persons, their images and vectors: the database is the truth, FAISS a rebuildable copy.
+
+    Sessions are passed in by the caller, one per request or command.
+    """
+
+    def __init__(self, data_dir: Path, embedder: Embedder, detector: Detector, *,
+                 min_width: int = 24, min_height: int = 48,
+                 detector_min_score: float = 0.5) -> None:
+        self.data_dir = Path(data_dir)
+        self.store = ImageStore(self.data_dir / "images")
+        self.embedder = embedder
+        self.detector = detector
+        self.min_width = min_width
+        self.min_height = min_height
+        self.detector_min_score = detector_min_score
+        self._index: VectorIndex | None = None
+        self._index_lock = threading.Lock()
+
+    # -- the index ---------------------------------------------------------------------------
+
+    def index(self, session: Session) -> VectorIndex:
+        """Return the vector index, loading or rebuilding it from the database on first use."""
+        with self._index_lock:
+            if self._index is None:
+                index = VectorIndex(self.data_dir / "index", "gallery",
+                                    self.embedder.model_id, self.embedder.dim)
+                self.sync_index(session, index)
+                self._index = index
+            return self._index
+
+    def sync_index(self, session: Session, index: VectorIndex) -> bool:
+        """Embed images that lack a vector of this model, then make ``index`` match the database.
+
+        Returns:
+            Whether the index was rebuilt rather than read from its file.
+        """
+        self._embed_missing(session)
+        model_id = self.embedder.model_id
+        count, total, maximum = session.execute(
+            sa.select(sa.func.count(Embedding.image_id), sa.func.coalesce(sa.func.sum(Embedding.image_id), 0),
+                      sa.func.coalesce(sa.func.max(Embedding.image_id), 0))
+            .where(Embedding.model_id == model_id)).one()
+        expected = IdFingerprint(int(count), int(total), int(maximum))
+        if index.load() and index.fingerprint() == expected:
+            return False
+        log.info("rebuilding %s from the database (%d vectors)", index.path.name, expected.count)
+        rows = session.execute(sa.select(Embedding.image_id, Embedding.vector)
+                               .where(Embedding.model_id == model_id)
+                               .order_by(Embedding.image_id)).all()
+        ids = np.array([r.image_id for r in rows], dtype=np.int64)
+        vectors = np.stack([np.frombuffer(r.vector, "<f4") for r in rows]).astype(np.float32) \
+            if rows else np.zeros((0, index.dim), np.float32)
+        index.rebuild(ids, vectors)
+        return True
+
+    def _embed_missing(self, session: Session, batch_size: int = 64) -> None:
+        """Embed stored images that have no vector from the current model (after a model change)."""
+        model_id = self.embedder.model_id
+        has_vector = sa.select(Embedding.id).where(
+            Embedding.image_id == Image.id, Embedding.model_id == model_id).exists()
+        missing = session.scalars(sa.select(Image).where(~has_vector).order_by(Image.id)).all()
+        if missing:
+            log.info("embedding %d stored images with model %s", len(missing), model_id)
+        for start in range(0, len(missing), batch_size):
+            batch = missing[start:start + batch_size]
+            images = [decode_image(self.store.read(image.stored_path)) for image in batch]
+            for image, vector in zip(batch, self.embedder.embed(images)):
+                session.add(Embedding(image_id=image.id, model_id=model_id,
+                                      dim=self.embedder.dim, vector=Embedding.pack(vector)))
+            session.commit()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def list_persons(self, session: Session) -> list[tuple[Person, int]]:
+        """Return every person with their image count, newest first."""
+        counts = (sa.select(Image.person_id, sa.func.count(Image.id).label("n"))
+                  .group_by(Image.person_id).subquery())
+        rows = session.execute(
+            sa.select(Person, sa.func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.person_id == Person.id)
+            .order_by(Person.id.desc())).all()
+        return [(person, int(n)) for person, n in rows]
+
+    def get_person(self, session: Session, person_id: int) -> Person:
+        """Return a person with their images loaded.
+
+        Raises:
+            NotFound: no person has that id.
+        """
+        person = session.scalar(sa.select(Person).where(Person.id == person_id)
+                                .options(selectinload(Person.images)))
+        if person is None:
+            raise NotFound(f"no person has id {person_id}")
+        return person
+
+    def get_image(self, session: Session, image_id: int) -> Image:
+        """Return an image row.
+
+        Raises:
+            NotFound: no image has that id.
+        """
+        image = session.get(Image, image_id)
+        if image is None:
+            raise NotFound(f"no image has id {image_id}")
+        return image
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def enroll(self, session: Session, name: str | None, uploads: list[Upload], *,
+               notes: str | None = None, source: str = "upload") -> Person:
+        """Create a person with their images; nothing is stored if any input is refused.
+
+        Raises:
+            InvalidInput: bad name, notes, or any unusable image.
+        """
+        person = Person(name=clean_name(name), notes=clean_notes(notes))
+        checked = self._check(uploads)
+        session.add(person)
+        self._attach(session, person, checked, source)
+        return person
+
+    def add_images(self, session: Session, person_id: int, uploads: list[Upload], *,
+                   source: str = "upload") -> list[Image]:
+        """Enroll more images of an existing person.
+
+        Raises:
+            NotFound: unknown person. InvalidInput: an unusable image.
+            Conflict: an image this person already has.
+        """
+        person = self.get_person(session, person_id)
+        checked = self._check(uploads)
+        known = {image.sha256 for image in person.images}
+        for item in checked:
+            if item.sha256 in known:
+                raise Conflict(f"{safe_filename(item.upload.filename) or 'an image'} "
+                               f"is already enrolled for person {person_id}")
+        return self._attach(session, person, checked, source)
+
+    def delete_person(self, session: Session, person_id: int) -> DeletionReceipt:
+        """Delete a person with all their images, files and vectors.
+
+        Raises:
+            NotFound: unknown person.
+        """
+        person = self.get_person(session, person_id)
+        images = list(person.images)
+        receipt = self._count_vectors(session, images)
+        session.delete(person)
+        session.commit()
+        receipt.persons = 1
+        return self._forget(session, images, receipt)
+
+    def delete_image(self, session: Session, image_id: int) -> DeletionReceipt:
+        """Delete one image with its file and vectors.
+
+        Raises:
+            NotFound: unknown image.
+        """
+        image = self.get_image(session, image_id)
+        receipt = self._count_vectors(session, [image])
+        session.delete(image)
+        session.commit()
+        return self._forget(session, [image], receipt)
+
+    def _check(self, uploads: list[Upload]) -> list[CheckedImage]:
+        return check_images(uploads, min_width=self.min_width, min_height=self.min_height)
+
+    def _attach(self, session: Session, person: Person, checked: list[CheckedImage],
+                source: str) -> list[Image]:
+        """Store files, rows and vectors in one transaction, then add the vectors to the index."""
+        index = self.index(session)
+        vectors = self.embedder.embed([item.image for item in checked])
+        written: list[str] = []
+        try:
+            images = []
+            for item, vector in zip(checked, vectors):
+                existed = self.store.path(f"{item.sha256[:2]}/{item.sha256}{item.extension}").is_file()
+                stored = self.store.put(item.upload.data, item.sha256, item.extension)
+                if not existed:
+                    written.append(stored)
+                image = Image(person=person, source=source, original_name=safe_filename(item.upload.filename),
+                              sha256=item.sha256, width=item.width, height=item.height,
+                              byte_size=len(item.upload.data), stored_path=stored)
+                image.embeddings.append(Embedding(model_id=self.embedder.model_id, dim=self.embedder.dim,
+                                                  vector=Embedding.pack(vector)))
+                session.add(image)
+                images.append(image)
+            session.commit()
+        except Exception:
+            session.rollback()
+            for stored in written:
+                self.store.remove(stored)
+            raise
+        index.add(np.array([image.id for image in images], dtype=np.int64), vectors)
+        return images
+
+    def _count_vectors(self, session: Session, images: list[Image]) -> DeletionReceipt:
+        ids = [image.id for image in images]
+        vectors = session.scalar(sa.select(sa.func.count(Embedding.id)).where(Embedding.image_id.in_(ids)))
+        return DeletionReceipt(images=ids, vectors=int(vectors or 0))
+
+    def _forget(self, session: Session, images: list[Image], receipt: DeletionReceipt) -> DeletionReceipt:
+        """After the rows are gone: drop the vectors from the index and unreferenced files."""
+        self.index(session).remove(np.array(receipt.images, dtype=np.int64))
+        for image in images:
+            still_used = session.scalar(sa.select(sa.func.count(Image.id))
+                                        .where(Image.stored_path == image.stored_path))
+            if not still_used and self.store.remove(image.stored_path):
+                receipt.files += 1
+        return receipt
+
+    # -- searching ---------------------------------------------------------------------------
+
+    def search(self, session: Session, image: BGRImage, *, top_k: int, threshold: float) -> SearchResponse:
+        """Find the persons in a still and rank the enrolled persons for each.
+
+        Each detected person is one query; with no detection the whole image is one query.
+
+        Raises:
+            InvalidInput: ``top_k`` outside 1..100 or ``threshold`` outside -1..1.
+        """
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
+        if not -1.0 <= threshold <= 1.0:
+            raise InvalidInput(f"threshold must be a cosine similarity between -1 and 1, got {threshold}")
+        detections: list[Detection | None] = list(self.detector.detect(image, self.detector_min_score))
+        crops = [image[d.y:d.y + d.h, d.x:d.x + d.w] for d in detections if d is not None]
+        if not crops:
+            detections, crops = [None], [image]
+        vectors = self.embedder.embed(crops)
+        hits = self._person_hits(session, vectors, top_k)
+        results = []
+        for detection, person_hits in zip(detections, hits):
+            matches, margin = decide(person_hits, threshold, top_k)
+            results.append(QueryResult(
+                bbox=None if detection is None else detection.as_list(),
+                detection_score=None if detection is None else round(detection.score, 4),
+                matches=matches, margin=margin))
+        return SearchResponse(threshold=threshold, top_k=top_k,
+                              model_id=self.embedder.model_id, results=results)
+
+    def _person_hits(self, session: Session, vectors: np.ndarray, top_k: int
+                     ) -> list[list[tuple[int, str, float, int]]]:
+        """Search image vectors, widening k until each query has ``top_k`` persons or all images."""
+        index = self.index(session)
+        k = max(4 * top_k, 32)
+        while True:
+            scores, ids = index.search(vectors, k)
+            found = {int(i) for i in ids.ravel() if i >= 0}
+            owners = {row.id: (row.person_id, row.name) for row in session.execute(
+                sa.select(Image.id, Image.person_id, Person.name).join(Person)
+                .where(Image.id.in_(found)))}
+            hits = [best_per_person(s, i, owners) for s, i in zip(scores, ids)]
+            if k >= len(index) or all(len(h) >= top_k for h in hits):
+                return hits
+            k *= 4

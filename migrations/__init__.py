@@ -1,0 +1,1 @@
+"""Alembic migrations of the gallery database (run them with ``reid db upgrade``)."""

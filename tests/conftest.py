@@ -1,0 +1,95 @@
+"""Shared fixtures: a migrated temporary data dir, the app, its clients, a fake embedder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from flask.testing import FlaskClient
+
+from embedder.base import BGRImage, Embedder
+from embedder.registry import register_embedder
+from gallery.db import sqlite_url
+from gallery.schema import upgrade
+from web import create_app
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+
+class ThumbnailEmbedder(Embedder):
+    """A deterministic stand-in: a fixed random projection of a 16x8 colour thumbnail.
+
+    Similar-looking images get similar vectors, so search behaves sensibly in tests.
+    """
+
+    model_id = "test-thumbnail-v1"
+    dim = 64
+
+    def _load(self) -> None:
+        self._projection = np.random.default_rng(0).normal(size=(16 * 8 * 3, self.dim)).astype(np.float32)
+
+    def _embed(self, images: Sequence[BGRImage]) -> np.ndarray:
+        thumbs = np.stack([cv2.resize(im, (8, 16), interpolation=cv2.INTER_AREA) for im in images])
+        flat = thumbs.reshape(len(images), -1).astype(np.float32) / 255.0
+        return (flat - flat.mean(axis=1, keepdims=True)) @ self._projection
+
+
+register_embedder("test-thumbnail", ThumbnailEmbedder)
+
+
+def person_image(person: int, variant: int = 0, size: tuple[int, int] = (128, 64)) -> BGRImage:
+    """Draw a synthetic 'person': a seeded colour pattern, varied slightly per variant."""
+    rng = np.random.default_rng(person)
+    base = rng.integers(0, 256, size=(8, 4, 3)).astype(np.float32)
+    image = cv2.resize(base, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    noise = np.random.default_rng(1000 * person + variant).normal(0, 12, size=image.shape)
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+def jpeg_bytes(image: BGRImage) -> bytes:
+    """Encode an image as JPEG."""
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data directory with a migrated SQLite database."""
+    path = tmp_path / "data"
+    path.mkdir()
+    upgrade(sqlite_url(path / "reid.db"))
+    return path
+
+
+@pytest.fixture
+def app(data_dir: Path) -> Iterator[Flask]:
+    """The app on the fake embedder, without person detection."""
+    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "EMBEDDER": "test-thumbnail",
+                      "DETECTOR": "none", "MATCH_THRESHOLD": 0.8})
+    yield app
+    app.extensions["reid"].engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def cli_env(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Environment for running ``reid`` commands on the test data dir; returns the data dir."""
+    monkeypatch.setenv("REID_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("REID_EMBEDDER", "test-thumbnail")
+    monkeypatch.setenv("REID_DETECTOR", "none")
+    monkeypatch.setenv("REID_MATCH_THRESHOLD", "0.8")
+    return data_dir
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
