@@ -21,12 +21,11 @@ def decode_image(data: bytes, *, min_width: int = 1, min_height: int = 1) -> BGR
     """
     if not data:
         raise ImageError("the file is empty")
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageError("the file is not an image OpenCV can decode (JPEG, PNG, BMP, WebP)")
     if _is_truncated(data):
         raise ImageError("the image file is truncated")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError("the file is not an image OpenCV can decode (JPEG, PNG, BMP, WebP)")
     height, width = image.shape[:2]
     if width < min_width or height < min_height:
         raise ImageError(

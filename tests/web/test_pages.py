@@ -1,0 +1,56 @@
+"""The HTML pages, through the Flask test client."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from flask.testing import FlaskClient
+
+from tests.conftest import jpeg_bytes, person_image
+
+
+def enroll_form(client: FlaskClient, name: str, person: int):  # type: ignore[no-untyped-def]
+    return client.post("/persons", data={
+        "name": name, "notes": "", "images": [(io.BytesIO(jpeg_bytes(person_image(person, v))), f"{v}.jpg")
+                                              for v in range(2)]}, follow_redirects=True)
+
+
+def test_enroll_form_then_person_page(client: FlaskClient) -> None:
+    page = enroll_form(client, "Dana <script>", 4)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Enrolled Dana &lt;script&gt; with 2 image(s)." in html
+    assert "<script>" not in html
+    assert len(re.findall(r'src="/images/\d+/thumb"', html)) == 2
+    listing = client.get("/persons").get_data(as_text=True)
+    assert "Dana &lt;script&gt;" in listing and "<td>2</td>" in listing
+
+
+def test_search_page_shows_ranked_thumbnails_and_decisions(client: FlaskClient) -> None:
+    enroll_form(client, "Eve", 1)
+    enroll_form(client, "Finn", 2)
+    assert 'name="threshold" value="0.800"' in client.get("/").get_data(as_text=True)
+    html = client.post("/search", data={"image": (io.BytesIO(jpeg_bytes(person_image(1, 8))), "still.jpg"),
+                                        "top_k": "2"}).get_data(as_text=True)
+    assert "data:image/jpeg;base64," in html
+    assert html.index("Eve") < html.index("Finn")
+    assert html.count(">MATCH<") == 1 and html.count(">NO MATCH<") == 1
+    assert "Whole image" in html
+
+
+def test_delete_buttons(client: FlaskClient) -> None:
+    enroll_form(client, "Gil", 1)
+    person = client.get("/api/persons").json["persons"][0]
+    image_id = client.get(f"/api/persons/{person['id']}").json["person"]["images"][0]["id"]
+    page = client.post(f"/images/{image_id}/delete", follow_redirects=True)
+    assert f"Deleted image {image_id}." in page.get_data(as_text=True)
+    page = client.post(f"/persons/{person['id']}/delete", follow_redirects=True)
+    assert "Nobody is enrolled yet." in page.get_data(as_text=True)
+
+
+def test_page_errors_are_readable_pages(client: FlaskClient) -> None:
+    missing = client.get("/persons/999")
+    assert missing.status_code == 404 and "no person has id 999" in missing.get_data(as_text=True)
+    bad = client.post("/persons", data={"name": "", "images": [(io.BytesIO(b"x"), "x.jpg")]})
+    assert bad.status_code == 400 and "text/html" in bad.content_type
+    assert "a name is required" in bad.get_data(as_text=True)

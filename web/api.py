@@ -1,0 +1,89 @@
+"""The JSON API: persons, images, search, health."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, jsonify, request, url_for
+
+from gallery.models import Image, Person
+from web import params
+from web.searching import search_request
+from web.state import db_session, reid
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def image_dict(image: Image) -> dict:
+    """Serialize an image row with links to its file and thumbnail."""
+    return {"id": image.id, "person_id": image.person_id, "original_name": image.original_name,
+            "width": image.width, "height": image.height, "sha256": image.sha256,
+            "source": image.source, "created_at": image.created_at.isoformat(),
+            "url": url_for("pages.image_file", image_id=image.id),
+            "thumbnail": url_for("pages.image_thumbnail", image_id=image.id)}
+
+
+def person_dict(person: Person, image_count: int | None = None) -> dict:
+    """Serialize a person; with ``image_count`` a summary, else with every image."""
+    data = {"id": person.id, "name": person.name, "notes": person.notes,
+            "created_at": person.created_at.isoformat()}
+    if image_count is None:
+        data["images"] = [image_dict(image) for image in person.images]
+    else:
+        data["image_count"] = image_count
+    return data
+
+
+@bp.post("/persons")
+def create_person():  # type: ignore[no-untyped-def]
+    person = reid().gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
+                                   notes=request.form.get("notes"))
+    return jsonify(person=person_dict(person), image_ids=[i.id for i in person.images]), 201
+
+
+@bp.get("/persons")
+def list_persons():  # type: ignore[no-untyped-def]
+    rows = reid().gallery.list_persons(db_session())
+    return jsonify(persons=[person_dict(person, n) for person, n in rows])
+
+
+@bp.get("/persons/<int:person_id>")
+def get_person(person_id: int):  # type: ignore[no-untyped-def]
+    return jsonify(person=person_dict(reid().gallery.get_person(db_session(), person_id)))
+
+
+@bp.post("/persons/<int:person_id>/images")
+def add_images(person_id: int):  # type: ignore[no-untyped-def]
+    images = reid().gallery.add_images(db_session(), person_id, params.uploads("images"))
+    return jsonify(person_id=person_id, image_ids=[i.id for i in images]), 201
+
+
+@bp.delete("/persons/<int:person_id>")
+def delete_person(person_id: int):  # type: ignore[no-untyped-def]
+    return jsonify(deleted=reid().gallery.delete_person(db_session(), person_id).to_dict())
+
+
+@bp.delete("/images/<int:image_id>")
+def delete_image(image_id: int):  # type: ignore[no-untyped-def]
+    return jsonify(deleted=reid().gallery.delete_image(db_session(), image_id).to_dict())
+
+
+@bp.post("/search")
+def search():  # type: ignore[no-untyped-def]
+    _, response = search_request()
+    data = response.to_dict()
+    for result in data["results"]:
+        for match in result["matches"]:
+            match["thumbnail"] = url_for("pages.image_thumbnail", image_id=match["image_id"])
+    return jsonify(data)
+
+
+@bp.get("/health")
+def health():  # type: ignore[no-untyped-def]
+    state = reid()
+    session = db_session()
+    gallery = state.gallery
+    return jsonify(status="ok", model_id=gallery.embedder.model_id,
+                   threshold=state.default_threshold(),
+                   persons=session.scalar(sa.select(sa.func.count(Person.id))),
+                   images=session.scalar(sa.select(sa.func.count(Image.id))),
+                   vectors_indexed=len(gallery.index(session)))

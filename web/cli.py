@@ -1,0 +1,205 @@
+"""The ``reid`` command line: serve, migrate, enroll, search, delete, and the model commands."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from flask.cli import ScriptInfo, with_appcontext
+
+from gallery.errors import GalleryError
+from gallery.service import SearchResponse
+from gallery.uploads import Upload, check_image
+from web import create_app
+from web.state import DatabaseNotReady, db_session, reid
+
+IMAGE_ARG = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def cli_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the gallery's refusals into a message and exit status 1 instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (GalleryError, DatabaseNotReady, KeyError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise click.ClickException(message) from exc
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the database, index and images live [env REID_DATA_DIR; "
+                   "default ~/.local/share/reid].")
+@click.version_option(package_name="reid")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None) -> None:
+    """Person re-identification: enroll known persons, search by CCTV stills.
+
+    Every setting can also come from a REID_* environment variable (see the README).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = {"DATA_DIR": str(data_dir)} if data_dir else None
+    ctx.obj = ScriptInfo(create_app=lambda: create_app(overrides))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Worker threads of the WSGI server.")
+@click.option("--dev", is_flag=True, help="Use Flask's development server (auto-reload, debugger off).")
+@with_appcontext
+@cli_errors
+def serve(host: str, port: int, threads: int, dev: bool) -> None:
+    """Serve the web pages and the JSON API."""
+    from flask import current_app
+
+    state = reid()
+    gallery = state.gallery
+    indexed = len(gallery.index(db_session()))
+    click.echo(f"model {gallery.embedder.model_id} · {indexed} vectors indexed · "
+               f"threshold {state.default_threshold():.3f} · data in {state.data_dir}", err=True)
+    click.echo(f"serving on http://{host}:{port}/", err=True)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if dev:
+        app.run(host=host, port=port, use_reloader=False)
+    else:
+        import waitress
+
+        waitress.serve(app, host=host, port=port, threads=threads)
+
+
+@cli.group()
+def db() -> None:
+    """Create or migrate the database."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Create the database or migrate it to the newest schema."""
+    from gallery.schema import upgrade
+
+    state = reid()
+    state.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(state.database_url, revision)
+    click.echo(f"database at {state.engine.url.render_as_string(hide_password=True)} "
+               f"is at revision {revision}")
+
+
+@db.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Print the database's schema revision."""
+    from gallery.schema import current_revision
+
+    click.echo(current_revision(reid().engine) or "none (run `reid db upgrade`)")
+
+
+def _uploads(paths: tuple[Path, ...]) -> list[Upload]:
+    return [Upload(data=path.read_bytes(), filename=path.name) for path in paths]
+
+
+@cli.command()
+@click.option("--name", help="The person's name (creates a new person).")
+@click.option("--person-id", type=int, help="Add the images to this existing person instead.")
+@click.option("--notes", default="", help="Free-text notes about the person.")
+@click.argument("images", nargs=-1, required=True, type=IMAGE_ARG)
+@with_appcontext
+@cli_errors
+def enroll(name: str | None, person_id: int | None, notes: str, images: tuple[Path, ...]) -> None:
+    """Enroll a person from one or more IMAGES (person crops)."""
+    gallery = reid().gallery
+    if (name is None) == (person_id is None):
+        raise click.UsageError("give exactly one of --name (new person) or --person-id (existing)")
+    if person_id is None:
+        person = gallery.enroll(db_session(), name, _uploads(images), notes=notes, source="cli")
+        added = person.images
+    else:
+        added = gallery.add_images(db_session(), person_id, _uploads(images), source="cli")
+        person = gallery.get_person(db_session(), person_id)
+    click.echo(f"person {person.id} ({person.name}): added image(s) {', '.join(str(i.id) for i in added)}")
+
+
+@cli.command()
+@click.argument("image", type=IMAGE_ARG)
+@click.option("--top-k", type=int, default=None, help="Persons to list per query [default: 5].")
+@click.option("--threshold", type=float, default=None,
+              help="Match threshold (cosine similarity) [default: the model's calibrated one].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@with_appcontext
+@cli_errors
+def search(image: Path, top_k: int | None, threshold: float | None, as_json: bool) -> None:
+    """Search the gallery for the person(s) in IMAGE (a CCTV still or a crop)."""
+    state = reid()
+    config = state.config
+    still = check_image(Upload(image.read_bytes(), image.name), min_width=config["MIN_IMAGE_WIDTH"],
+                        min_height=config["MIN_IMAGE_HEIGHT"]).image
+    response = state.gallery.search(
+        db_session(), still, top_k=top_k if top_k is not None else int(config["TOP_K"]),
+        threshold=threshold if threshold is not None else state.default_threshold())
+    click.echo(json.dumps(response.to_dict(), indent=2) if as_json else _format_search(response))
+
+
+def _format_search(response: SearchResponse) -> str:
+    lines = [f"threshold {response.threshold:.3f} · model {response.model_id}"]
+    for n, result in enumerate(response.results, 1):
+        where = f"box {result.bbox} (detector {result.detection_score:.2f})" if result.bbox else "whole image"
+        margin = f", margin {result.margin:.3f}" if result.margin is not None else ""
+        lines.append(f"query {n}: {where}{margin}")
+        lines += [f"  {rank}. {m.name} (person {m.person_id})  {m.score:.3f}  "
+                  f"{'MATCH' if m.match else 'no match'}" for rank, m in enumerate(result.matches, 1)]
+        if not result.matches:
+            lines.append("  (the gallery is empty)")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("person_id", type=int)
+@with_appcontext
+@cli_errors
+def delete(person_id: int) -> None:
+    """Delete a person with all their images, files and vectors."""
+    receipt = reid().gallery.delete_person(db_session(), person_id)
+    click.echo(f"deleted person {person_id}: {json.dumps(receipt.to_dict())}")
+
+
+@cli.command("delete-image")
+@click.argument("image_id", type=int)
+@with_appcontext
+@cli_errors
+def delete_image(image_id: int) -> None:
+    """Delete one enrolled image with its file and vector."""
+    receipt = reid().gallery.delete_image(db_session(), image_id)
+    click.echo(f"deleted image {image_id}: {json.dumps(receipt.to_dict())}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@with_appcontext
+@cli_errors
+def persons(as_json: bool) -> None:
+    """List the enrolled persons."""
+    rows = reid().gallery.list_persons(db_session())
+    if as_json:
+        click.echo(json.dumps([{"id": p.id, "name": p.name, "images": n} for p, n in rows], indent=2))
+        return
+    for person, n in rows:
+        click.echo(f"{person.id:>6}  {person.name}  ({n} image{'s' if n != 1 else ''})")
+    if not rows:
+        click.echo("nobody is enrolled yet")
+
+
+def main() -> None:
+    """Run the ``reid`` command line."""
+    cli(prog_name="reid")

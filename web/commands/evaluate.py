@@ -1,0 +1,187 @@
+"""CLI commands ``reid evaluate``, ``reid calibrate`` and ``reid verify``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from embedder import registry
+from embedder.base import Embedder
+from embedder.evaluation.evaluate import (
+    EvaluationReport,
+    calibrate,
+    evaluate_folders,
+    read_image,
+    store_calibration,
+    with_threshold,
+)
+from embedder.images import ImageError
+
+DEFAULT_THRESHOLD = 0.5
+
+_folder = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
+_image = click.Path(exists=True, file_okay=True, dir_okay=False, path_type=Path)
+_query_option = click.option("--query", "query_dir", type=_folder, required=True,
+                             help="Folder of <person>/<image> query images.")
+_gallery_option = click.option("--gallery", "gallery_dir", type=_folder, required=True,
+                               help="Folder of <person>/<image> gallery images.")
+_model_option = click.option(
+    "--model", "model_spec", metavar="NAME|DIR",
+    help="Registered embedder name or model directory (default: the shipped model).")
+
+
+def _build_embedder(spec: str | None) -> Embedder:
+    """Build and load the embedder for ``spec`` (the default when None), or fail with a message."""
+    spec = spec or registry.default_embedder_spec()
+    try:
+        embedder = registry.build_embedder(spec)
+        embedder.load()
+    except KeyError as error:
+        raise click.UsageError(str(error.args[0])) from error
+    except (OSError, ValueError) as error:
+        raise click.ClickException(f"cannot load model {spec!r}: {error}") from error
+    return embedder
+
+
+def _resolve_threshold(embedder: Embedder, threshold: float | None) -> tuple[float, str]:
+    """Return the threshold to use and where it came from: the option, the model, or the default."""
+    if threshold is not None:
+        return threshold, "given"
+    metadata = getattr(embedder, "metadata", None)
+    if metadata is not None and metadata.threshold is not None:
+        return float(metadata.threshold), "calibrated"
+    return DEFAULT_THRESHOLD, "default"
+
+
+def _evaluate(embedder: Embedder, query_dir: Path, gallery_dir: Path, threshold: float,
+              batch_size: int) -> EvaluationReport:
+    """Run ``evaluate_folders``, turning bad input into a ClickException."""
+    try:
+        return evaluate_folders(embedder, query_dir, gallery_dir, threshold, batch_size=batch_size)
+    except (OSError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _format_report(report: EvaluationReport, threshold_source: str) -> str:
+    """Render the report's figures as aligned text lines."""
+    v = report.verification
+    c = report.counts
+    return "\n".join([
+        f"model                 {report.model_id}",
+        f"query                 {c['query_images']} images of {c['query_persons']} persons "
+        f"({c['valid_queries']} with a match in the gallery)",
+        f"gallery               {c['gallery_images']} images of {c['gallery_persons']} persons",
+        f"rank-1                {report.rank1:.2%}",
+        f"rank-5                {report.rank5:.2%}",
+        f"rank-10               {report.rank10:.2%}",
+        f"mAP                   {report.mAP:.2%}",
+        f"threshold             {report.threshold:.4f} ({threshold_source})",
+        f"accuracy              {v['accuracy']:.2%}",
+        f"precision             {v['precision']:.2%}",
+        f"detection rate        {v['detection_rate']:.2%}",
+        f"false detection rate  {v['false_detection_rate']:.4%}",
+        f"pairs                 tp {v['tp']}  fp {v['fp']}  tn {v['tn']}  fn {v['fn']}",
+        f"time                  {report.seconds:.1f} s",
+    ])
+
+
+@click.command("evaluate")
+@_query_option
+@_gallery_option
+@_model_option
+@click.option("--threshold", type=float, default=None,
+              help="Match threshold (default: the model's calibrated one, else 0.5).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write CMC, ROC, score and ranked-result PNGs into this folder.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Images per embedding call.")
+def evaluate_command(query_dir: Path, gallery_dir: Path, model_spec: str | None,
+                     threshold: float | None, as_json: bool, plots_dir: Path | None,
+                     batch_size: int) -> None:
+    """Measure rank-1/5/10, mAP and verification figures of a model on query/gallery folders."""
+    from embedder.evaluation.plots import write_plots  # matplotlib loads only when asked for
+
+    embedder = _build_embedder(model_spec)
+    threshold, source = _resolve_threshold(embedder, threshold)
+    report = _evaluate(embedder, query_dir, gallery_dir, threshold, batch_size)
+    plots: list[Path] = []
+    if plots_dir is not None:
+        try:
+            plots = write_plots(report, plots_dir)
+        except (OSError, ValueError) as error:
+            raise click.ClickException(f"cannot write plots: {error}") from error
+    if as_json:
+        click.echo(json.dumps({**report.to_dict(), "threshold_source": source,
+                               "plots": [str(path) for path in plots]}))
+        return
+    click.echo(_format_report(report, source))
+    for path in plots:
+        click.echo(f"plot                  {path}")
+
+
+@click.command("calibrate")
+@_query_option
+@_gallery_option
+@click.option("--target-fmr", type=click.FloatRange(0.0, 1.0), default=0.01, show_default=True,
+              help="Largest acceptable false match rate over different-person pairs.")
+@_model_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Images per embedding call.")
+def calibrate_command(query_dir: Path, gallery_dir: Path, target_fmr: float,
+                      model_spec: str | None, batch_size: int) -> None:
+    """Pick the match threshold for a target false match rate and store it in metadata.json."""
+    spec = model_spec or registry.default_embedder_spec()
+    model_dir = Path(spec)
+    if not model_dir.is_dir():
+        raise click.UsageError(
+            f"calibration is stored in a model directory's metadata.json, but {spec!r} is not a "
+            "directory; pass --model DIR")
+    embedder = _build_embedder(spec)
+    report = _evaluate(embedder, query_dir, gallery_dir, DEFAULT_THRESHOLD, batch_size)
+    try:
+        calibration = calibrate(report, target_fmr)
+        report = with_threshold(report, calibration.threshold)
+        store_calibration(model_dir, calibration, report)
+    except (OSError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo("\n".join([
+        f"stored in             {model_dir / 'metadata.json'}",
+        f"threshold             {calibration.threshold:.6f}",
+        f"target FMR            {calibration.target_fmr:g}",
+        f"achieved FMR          {calibration.fmr:.4%} of {calibration.impostor_pairs} different-person pairs",
+        f"TMR                   {calibration.tmr:.2%} of {calibration.genuine_pairs} same-person pairs",
+        f"rank-1                {report.rank1:.2%}",
+        f"rank-5                {report.rank5:.2%}",
+        f"rank-10               {report.rank10:.2%}",
+        f"mAP                   {report.mAP:.2%}",
+    ]))
+
+
+@click.command("verify")
+@click.argument("image_a", type=_image)
+@click.argument("image_b", type=_image)
+@_model_option
+@click.option("--threshold", type=float, default=None,
+              help="Match threshold (default: the model's calibrated one, else 0.5).")
+def verify_command(image_a: Path, image_b: Path, model_spec: str | None,
+                   threshold: float | None) -> None:
+    """Print TRUE if the two images show the same person, else FALSE, with the score."""
+    try:
+        images = [read_image(image_a), read_image(image_b)]
+    except ImageError as error:
+        raise click.ClickException(str(error)) from error
+    embedder = _build_embedder(model_spec)
+    threshold, source = _resolve_threshold(embedder, threshold)
+    vectors = embedder.embed(images)
+    score = float(vectors[0] @ vectors[1])
+    verdict = "TRUE" if score >= threshold else "FALSE"
+    click.echo(f"{verdict} score={score:.4f} threshold={threshold:.4f} ({source})")
+
+
+def register(group: click.Group) -> None:
+    """Add the evaluate, calibrate and verify commands to ``group``."""
+    for command in (evaluate_command, calibrate_command, verify_command):
+        group.add_command(command)

@@ -1,0 +1,100 @@
+"""The HTML pages: search by still, the persons list with enrollment, one person's page."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import cv2
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+
+from detector.base import Detection
+from detector.drawing import draw_detections
+from embedder.images import decode_image, encode_jpeg
+from web import params
+from web.searching import search_request
+from web.state import db_session, reid
+
+bp = Blueprint("pages", __name__)
+
+THUMBNAIL_HEIGHT = 160
+
+
+@bp.get("/")
+def index():  # type: ignore[no-untyped-def]
+    return render_template("search.html", threshold=reid().default_threshold(),
+                           top_k=reid().config["TOP_K"], response=None)
+
+
+@bp.post("/search")
+def search():  # type: ignore[no-untyped-def]
+    still, response = search_request()
+    boxes = [Detection(*r.bbox, score=r.detection_score or 0.0) for r in response.results if r.bbox]
+    annotated = draw_detections(still, boxes, labels=[str(n) for n in range(1, len(boxes) + 1)])
+    still_url = "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(annotated)).decode()
+    return render_template("search.html", threshold=response.threshold, top_k=response.top_k,
+                           response=response, still_url=still_url)
+
+
+@bp.get("/persons")
+def persons():  # type: ignore[no-untyped-def]
+    return render_template("persons.html", rows=reid().gallery.list_persons(db_session()))
+
+
+@bp.post("/persons")
+def enroll():  # type: ignore[no-untyped-def]
+    person = reid().gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
+                                   notes=request.form.get("notes"))
+    flash(f"Enrolled {person.name} with {len(person.images)} image(s).")
+    return redirect(url_for("pages.person", person_id=person.id), 303)
+
+
+@bp.get("/persons/<int:person_id>")
+def person(person_id: int):  # type: ignore[no-untyped-def]
+    return render_template("person.html", person=reid().gallery.get_person(db_session(), person_id))
+
+
+@bp.post("/persons/<int:person_id>/images")
+def add_images(person_id: int):  # type: ignore[no-untyped-def]
+    images = reid().gallery.add_images(db_session(), person_id, params.uploads("images"))
+    flash(f"Added {len(images)} image(s).")
+    return redirect(url_for("pages.person", person_id=person_id), 303)
+
+
+@bp.post("/persons/<int:person_id>/delete")
+def delete_person(person_id: int):  # type: ignore[no-untyped-def]
+    receipt = reid().gallery.delete_person(db_session(), person_id)
+    flash(f"Deleted person {person_id}: {len(receipt.images)} image(s), {receipt.vectors} vector(s), "
+          f"{receipt.files} file(s).")
+    return redirect(url_for("pages.persons"), 303)
+
+
+@bp.post("/images/<int:image_id>/delete")
+def delete_image(image_id: int):  # type: ignore[no-untyped-def]
+    gallery = reid().gallery
+    person_id = gallery.get_image(db_session(), image_id).person_id
+    gallery.delete_image(db_session(), image_id)
+    flash(f"Deleted image {image_id}.")
+    return redirect(url_for("pages.person", person_id=person_id), 303)
+
+
+@bp.get("/images/<int:image_id>")
+def image_file(image_id: int):  # type: ignore[no-untyped-def]
+    gallery = reid().gallery
+    image = gallery.get_image(db_session(), image_id)
+    mimetype = {".jpg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp",
+                ".webp": "image/webp"}.get(Path(image.stored_path).suffix, "application/octet-stream")
+    return Response(gallery.store.read(image.stored_path), mimetype=mimetype,
+                    headers={"Cache-Control": "private, max-age=3600"})
+
+
+@bp.get("/images/<int:image_id>/thumb")
+def image_thumbnail(image_id: int):  # type: ignore[no-untyped-def]
+    gallery = reid().gallery
+    image = decode_image(gallery.store.read(gallery.get_image(db_session(), image_id).stored_path))
+    scale = THUMBNAIL_HEIGHT / image.shape[0]
+    if scale < 1:
+        image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), THUMBNAIL_HEIGHT),
+                           interpolation=cv2.INTER_AREA)
+    return Response(encode_jpeg(image, quality=85), mimetype="image/jpeg",
+                    headers={"Cache-Control": "private, max-age=3600"})

@@ -1,0 +1,73 @@
+"""Reading request fields into typed values, with errors that name the field."""
+
+from __future__ import annotations
+
+import math
+
+from flask import current_app, request
+
+from gallery.errors import InvalidInput
+from gallery.uploads import Upload
+
+
+def _field(name: str) -> str | None:
+    value = request.values.get(name)
+    return None if value is None or value.strip() == "" else value.strip()
+
+
+def top_k() -> int:
+    """Return ``top_k`` from the request, or the configured default.
+
+    Raises:
+        InvalidInput: not an integer (range is checked by the gallery).
+    """
+    raw = _field("top_k")
+    if raw is None:
+        return int(current_app.config["TOP_K"])
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(f"top_k must be an integer, got {raw[:40]!r}") from None
+
+
+def threshold(default: float) -> float:
+    """Return ``threshold`` from the request, or ``default``.
+
+    Raises:
+        InvalidInput: not a finite number (range is checked by the gallery).
+    """
+    raw = _field("threshold")
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"threshold must be a number, got {raw[:40]!r}") from None
+    if not math.isfinite(value):
+        raise InvalidInput(f"threshold must be a finite number, got {raw[:40]!r}")
+    return value
+
+
+def uploads(field: str) -> list[Upload]:
+    """Return the files sent under ``field``, skipping empty file inputs of HTML forms.
+
+    Raises:
+        InvalidInput: more files than ``MAX_FILES``.
+    """
+    files = [f for f in request.files.getlist(field) if f.filename or f.content_length]
+    limit = int(current_app.config["MAX_FILES"])
+    if len(files) > limit:
+        raise InvalidInput(f"at most {limit} files per request, got {len(files)}")
+    return [Upload(data=f.read(), filename=f.filename or "") for f in files]
+
+
+def one_upload(field: str) -> Upload:
+    """Return the single file sent under ``field``.
+
+    Raises:
+        InvalidInput: no file, or more than one.
+    """
+    files = uploads(field)
+    if len(files) != 1:
+        raise InvalidInput(f"send exactly one image file in the field {field!r}, got {len(files)}")
+    return files[0]

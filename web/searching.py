@@ -1,0 +1,24 @@
+"""The search request shared by the page and the API: read the still, the parameters, search."""
+
+from __future__ import annotations
+
+from embedder.base import BGRImage
+from gallery.service import SearchResponse
+from gallery.uploads import check_image
+from web import params
+from web.state import db_session, reid
+
+
+def search_request() -> tuple[BGRImage, SearchResponse]:
+    """Search by the still uploaded as ``image`` with the request's ``top_k`` and ``threshold``.
+
+    Raises:
+        InvalidInput: missing or unusable image, bad parameter.
+    """
+    state = reid()
+    top_k = params.top_k()
+    threshold = params.threshold(state.default_threshold())
+    config = state.config
+    still = check_image(params.one_upload("image"), min_width=config["MIN_IMAGE_WIDTH"],
+                        min_height=config["MIN_IMAGE_HEIGHT"]).image
+    return still, state.gallery.search(db_session(), still, top_k=top_k, threshold=threshold)

@@ -1,0 +1,110 @@
+"""Per-app state kept in ``app.extensions``: database sessions, models and the gallery."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from pathlib import Path
+
+from flask import Flask, current_app, g
+from sqlalchemy.orm import Session
+
+from detector.registry import build_detector
+from embedder.base import Embedder
+from embedder.registry import build_embedder, default_embedder_spec
+from gallery.db import make_engine, make_session_factory, sqlite_url
+from gallery.schema import current_revision, head_revision
+from gallery.service import Gallery
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseNotReady(RuntimeError):
+    """The database is missing or behind the newest migration."""
+
+
+class ReidState:
+    """The app's long-lived objects, each built on first use."""
+
+    def __init__(self, config: dict) -> None:
+        self.config = config
+        self.data_dir = Path(config["DATA_DIR"])
+        self.database_url = config["DATABASE_URL"] or sqlite_url(self.data_dir / "reid.db")
+        self.engine = make_engine(self.database_url)
+        self.sessions = make_session_factory(self.engine)
+        self._gallery: Gallery | None = None
+        self._lock = threading.Lock()
+
+    def check_database(self) -> None:
+        """Raise DatabaseNotReady unless the schema is at the newest migration."""
+        current, head = current_revision(self.engine), head_revision(self.database_url)
+        if current != head:
+            raise DatabaseNotReady(
+                f"the database at {self.engine.url.render_as_string(hide_password=True)} is at revision "
+                f"{current or 'none'}, the code needs {head}: run `reid db upgrade`")
+
+    @property
+    def gallery(self) -> Gallery:
+        """Return the gallery, building the embedder and detector on first use."""
+        with self._lock:
+            if self._gallery is None:
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                self.check_database()
+                embedder = build_embedder(self.config["EMBEDDER"] or default_embedder_spec())
+                self._gallery = Gallery(
+                    self.data_dir, embedder, build_detector(self.config["DETECTOR"]),
+                    min_width=self.config["MIN_IMAGE_WIDTH"], min_height=self.config["MIN_IMAGE_HEIGHT"],
+                    detector_min_score=self.config["DETECTOR_MIN_SCORE"])
+            return self._gallery
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.gallery.embedder
+
+    def default_threshold(self) -> float:
+        """Return the configured threshold, else the model's calibrated one, else the fallback."""
+        if self.config["MATCH_THRESHOLD"] is not None:
+            return float(self.config["MATCH_THRESHOLD"])
+        metadata = getattr(self.embedder, "metadata", None)
+        if metadata is not None and metadata.threshold is not None:
+            return float(metadata.threshold)
+        return float(self.config["FALLBACK_THRESHOLD"])
+
+
+def init_app(app: Flask) -> None:
+    """Attach the state and close each request's session at teardown."""
+    app.extensions["reid"] = ReidState(app.config)
+    app.config.setdefault("SECRET_KEY", None)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _secret_key(Path(app.config["DATA_DIR"]))
+    app.teardown_appcontext(_close_session)
+
+
+def reid() -> ReidState:
+    """Return the current app's state."""
+    return current_app.extensions["reid"]
+
+
+def db_session() -> Session:
+    """Return this request's (or command's) session, opening it on first use."""
+    if "db_session" not in g:
+        g.db_session = reid().sessions()
+    return g.db_session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.rollback()
+        session.close()
+
+
+def _secret_key(data_dir: Path) -> str:
+    """Return the key that signs session cookies, kept in the data dir so all workers share it."""
+    path = data_dir / "secret_key"
+    if not path.is_file():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
