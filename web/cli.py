@@ -16,6 +16,7 @@ from gallery.errors import GalleryError
 from gallery.service import SearchResponse
 from gallery.uploads import Upload, check_image
 from web import create_app
+from web.commands import evaluate as evaluate_commands
 from web.state import DatabaseNotReady, db_session, reid
 
 IMAGE_ARG = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -198,6 +199,9 @@ def persons(as_json: bool) -> None:
         click.echo(f"{person.id:>6}  {person.name}  ({n} image{'s' if n != 1 else ''})")
     if not rows:
         click.echo("nobody is enrolled yet")
+
+
+evaluate_commands.register(cli)
 
 
 def main() -> None:

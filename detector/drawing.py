@@ -1,0 +1,72 @@
+"""Drawing numbered person boxes on an image for display."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from detector.base import Detection
+from embedder.base import BGRImage
+
+# Bright BGR colours that stay readable with black text and a black outline on any background.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (0, 255, 255), (255, 255, 0), (255, 0, 255), (0, 255, 0), (0, 165, 255), (255, 160, 160),
+)
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_BLACK = (0, 0, 0)
+
+
+def draw_detections(image: BGRImage, detections: Sequence[Detection],
+                    labels: Sequence[str] | None = None) -> BGRImage:
+    """Draw each box with a black-edged coloured frame and its label in a filled tag.
+
+    Line width and text size grow with the image, so that boxes stay visible when it is shown
+    scaled down.
+
+    Args:
+        image: (H, W, 3) uint8 BGR array; left unchanged.
+        detections: boxes in pixels of ``image``.
+        labels: one text per box; by default "1", "2", ... in the order given.
+
+    Returns:
+        A copy of ``image`` with the boxes drawn.
+
+    Raises:
+        TypeError: ``image`` is not an (H, W, 3) uint8 array.
+        ValueError: ``labels`` and ``detections`` differ in length.
+    """
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8
+            and image.ndim == 3 and image.shape[2] == 3):
+        raise TypeError("image must be an (H, W, 3) uint8 BGR array")
+    if labels is None:
+        labels = [str(i) for i in range(1, len(detections) + 1)]
+    if len(labels) != len(detections):
+        raise ValueError(f"got {len(labels)} labels for {len(detections)} detections")
+    canvas = image.copy()
+    height, width = canvas.shape[:2]
+    line = max(2, round(min(height, width) / 200))
+    scale = max(0.5, min(height, width) / 600)
+    text_weight = max(1, line // 2)
+    for i, d in enumerate(detections):
+        corner = (d.x + d.w - 1, d.y + d.h - 1)
+        cv2.rectangle(canvas, (d.x, d.y), corner, _BLACK, line + 2)
+        cv2.rectangle(canvas, (d.x, d.y), corner, PALETTE[i % len(PALETTE)], line)
+    for i, (d, label) in enumerate(zip(detections, labels)):
+        _draw_tag(canvas, d, label, PALETTE[i % len(PALETTE)], scale, text_weight)
+    return canvas
+
+
+def _draw_tag(canvas: BGRImage, box: Detection, label: str, colour: tuple[int, int, int],
+              scale: float, weight: int) -> None:
+    """Draw ``label`` in a filled tag above the box's top-left corner, or inside when no room."""
+    (text_w, text_h), baseline = cv2.getTextSize(label, _FONT, scale, weight)
+    pad = max(2, text_h // 4)
+    tag_w, tag_h = text_w + 2 * pad, text_h + baseline + 2 * pad
+    left = min(max(box.x, 0), max(canvas.shape[1] - tag_w, 0))
+    top = box.y - tag_h if box.y - tag_h >= 0 else box.y
+    cv2.rectangle(canvas, (left, top), (left + tag_w - 1, top + tag_h - 1), colour, cv2.FILLED)
+    cv2.rectangle(canvas, (left, top), (left + tag_w - 1, top + tag_h - 1), _BLACK, 1)
+    cv2.putText(canvas, label, (left + pad, top + pad + text_h), _FONT, scale, _BLACK, weight,
+                cv2.LINE_AA)

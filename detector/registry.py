@@ -1,0 +1,38 @@
+"""Detectors by name, built from plain keyword arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from detector.base import Detector
+from detector.ssdlite import SSDLitePersonDetector
+from detector.whole_image import WholeImageDetector
+
+DEFAULT_DETECTOR = "ssdlite"
+
+DETECTORS: dict[str, Callable[..., Detector]] = {
+    "ssdlite": SSDLitePersonDetector,
+    "none": WholeImageDetector,
+}
+
+
+def build_detector(name: str = DEFAULT_DETECTOR, **kwargs: Any) -> Detector:
+    """Build an unloaded detector by name.
+
+    Args:
+        name: one of ``DETECTORS``: "ssdlite" (person detector) or "none" (whole image).
+        **kwargs: passed to the detector's constructor.
+
+    Returns:
+        The detector; its model loads on first use or on ``load()``.
+
+    Raises:
+        KeyError: ``name`` is unknown; the message lists the known names.
+    """
+    try:
+        factory = DETECTORS[name]
+    except KeyError:
+        known = ", ".join(sorted(DETECTORS))
+        raise KeyError(f"unknown detector {name!r}; known: {known}") from None
+    return factory(**kwargs)
