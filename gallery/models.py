@@ -1,4 +1,4 @@
-"""The gallery's tables: persons, their images, and the images' vectors."""
+"""The gallery's tables: persons, their images and vectors; indexed videos and their sightings."""
 
 from __future__ import annotations
 
@@ -89,3 +89,101 @@ class Embedding(Base):
     def unpack(self) -> NDArray[np.float32]:
         """Return the stored vector as a (dim,) float32 array."""
         return np.frombuffer(self.vector, dtype="<f4").astype(np.float32)
+
+
+class Video(Base):
+    """A recording that was indexed completely (a row exists only once all its sightings do)."""
+
+    __tablename__ = "videos"
+    __table_args__ = (sa.UniqueConstraint("sha256", "model_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(sa.String(1000))
+    camera: Mapped[str] = mapped_column(sa.String(200), index=True)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    model_id: Mapped[str] = mapped_column(sa.String(100))
+    settings: Mapped[str] = mapped_column(sa.String(64))
+    recorded_start: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    fps: Mapped[float]
+    frame_count: Mapped[int]
+    frames_analysed: Mapped[int]
+    duration_s: Mapped[float]
+    processing_s: Mapped[float]
+    indexed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    sightings: Mapped[list[Sighting]] = relationship(
+        back_populates="video", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="Sighting.start_time")
+
+
+class Sighting(Base):
+    """One track in a video: where and when one (unknown) person was seen."""
+
+    __tablename__ = "sightings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    video_id: Mapped[int] = mapped_column(sa.ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    start_time: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    end_time: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    start_frame: Mapped[int]
+    end_frame: Mapped[int]
+    detections: Mapped[int]
+    mean_vector: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+    video: Mapped[Video] = relationship(back_populates="sightings")
+    crops: Mapped[list[SightingCrop]] = relationship(
+        back_populates="sighting", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="SightingCrop.rank")
+    vectors: Mapped[list[SightingVector]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True)
+
+
+class SightingCrop(Base):
+    """One of a sighting's best crops (rank 0 is the thumbnail), with its quality measures."""
+
+    __tablename__ = "sighting_crops"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sighting_id: Mapped[int] = mapped_column(sa.ForeignKey("sightings.id", ondelete="CASCADE"), index=True)
+    rank: Mapped[int]
+    frame: Mapped[int]
+    x: Mapped[int]
+    y: Mapped[int]
+    w: Mapped[int]
+    h: Mapped[int]
+    detection_score: Mapped[float]
+    sharpness: Mapped[float]
+    quality: Mapped[float]
+    stored_path: Mapped[str] = mapped_column(sa.String(300))
+
+    sighting: Mapped[Sighting] = relationship(back_populates="crops")
+
+    def bbox(self) -> list[int]:
+        """Return the box as ``[x, y, w, h]``."""
+        return [self.x, self.y, self.w, self.h]
+
+
+class SightingVector(Base):
+    """One member embedding of a sighting; the sightings FAISS index is keyed by these ids."""
+
+    __tablename__ = "sighting_vectors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sighting_id: Mapped[int] = mapped_column(sa.ForeignKey("sightings.id", ondelete="CASCADE"), index=True)
+    frame: Mapped[int]
+    quality: Mapped[float]
+    vector: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class SightingMatch(Base):
+    """A link between an enrolled person and a sighting that scored above the threshold."""
+
+    __tablename__ = "sighting_matches"
+
+    person_id: Mapped[int] = mapped_column(sa.ForeignKey("persons.id", ondelete="CASCADE"), primary_key=True)
+    sighting_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sightings.id", ondelete="CASCADE"), primary_key=True, index=True)
+    score: Mapped[float]
+    matched_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    sighting: Mapped[Sighting] = relationship()

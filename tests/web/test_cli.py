@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 from click.testing import CliRunner
 
+from gallery.db import sqlite_url
+from gallery.schema import head_revision
 from tests.conftest import person_image
 from web.cli import cli
 
@@ -72,7 +74,8 @@ def test_db_commands_and_unmigrated_database(runner: CliRunner, tmp_path: Path) 
     refused = runner.invoke(cli, ["--data-dir", str(fresh), "persons"], env=env)
     assert refused.exit_code == 1 and "run `reid db upgrade`" in refused.output
     assert runner.invoke(cli, ["--data-dir", str(fresh), "db", "upgrade"], env=env).exit_code == 0
-    assert runner.invoke(cli, ["--data-dir", str(fresh), "db", "current"], env=env).output.strip() == "0001"
+    current = runner.invoke(cli, ["--data-dir", str(fresh), "db", "current"], env=env).output.strip()
+    assert current == head_revision(sqlite_url(fresh / "reid.db"))
     assert runner.invoke(cli, ["--data-dir", str(fresh), "persons"], env=env).exit_code == 0
 
 
