@@ -19,7 +19,8 @@ from gallery.image_store import ImageStore
 from gallery.models import Embedding, Image, Person
 from gallery.ranking import PersonMatch, best_per_person, decide
 from gallery.uploads import CheckedImage, Upload, check_images, clean_name, clean_notes, safe_filename
-from gallery.vector_index import IdFingerprint, VectorIndex
+from gallery.index_sync import sync_index
+from gallery.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -107,23 +108,8 @@ class Gallery:
             Whether the index was rebuilt rather than read from its file.
         """
         self._embed_missing(session)
-        model_id = self.embedder.model_id
-        count, total, maximum = session.execute(
-            sa.select(sa.func.count(Embedding.image_id), sa.func.coalesce(sa.func.sum(Embedding.image_id), 0),
-                      sa.func.coalesce(sa.func.max(Embedding.image_id), 0))
-            .where(Embedding.model_id == model_id)).one()
-        expected = IdFingerprint(int(count), int(total), int(maximum))
-        if index.load() and index.fingerprint() == expected:
-            return False
-        log.info("rebuilding %s from the database (%d vectors)", index.path.name, expected.count)
-        rows = session.execute(sa.select(Embedding.image_id, Embedding.vector)
-                               .where(Embedding.model_id == model_id)
-                               .order_by(Embedding.image_id)).all()
-        ids = np.array([r.image_id for r in rows], dtype=np.int64)
-        vectors = np.stack([np.frombuffer(r.vector, "<f4") for r in rows]).astype(np.float32) \
-            if rows else np.zeros((0, index.dim), np.float32)
-        index.rebuild(ids, vectors)
-        return True
+        return sync_index(session, index, sa.select(Embedding.image_id, Embedding.vector)
+                          .where(Embedding.model_id == self.embedder.model_id))
 
     def _embed_missing(self, session: Session, batch_size: int = 64) -> None:
         """Embed stored images that have no vector from the current model (after a model change)."""
