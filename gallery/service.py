@@ -18,6 +18,7 @@ from gallery.errors import Conflict, InvalidInput, NotFound
 from gallery.image_store import ImageStore
 from gallery.models import Embedding, Image, Person
 from gallery.ranking import PersonMatch, best_per_person, decide
+from gallery.sightings import SightingHit, Sightings
 from gallery.uploads import CheckedImage, Upload, check_images, clean_name, clean_notes, safe_filename
 from gallery.index_sync import sync_index
 from gallery.vector_index import VectorIndex
@@ -35,11 +36,13 @@ class QueryResult:
     detection_score: float | None
     matches: list[PersonMatch]
     margin: float | None
+    sightings: list[SightingHit]
 
     def to_dict(self) -> dict:
         return {"bbox": self.bbox, "detection_score": self.detection_score,
                 "margin": None if self.margin is None else round(self.margin, 6),
-                "matches": [m.to_dict() for m in self.matches]}
+                "matches": [m.to_dict() for m in self.matches],
+                "sightings": [h.to_dict() for h in self.sightings]}
 
 
 @dataclass(frozen=True)
@@ -73,12 +76,13 @@ class DeletionReceipt:
 class Gallery:
     """Persons, their images and vectors: the database is the truth, FAISS a rebuildable copy.
 
-    Sessions are passed in by the caller, one per request or command.
+    Sessions are passed in by the caller, one per request or command. ``link_threshold`` is
+    the score at which enrolled persons are linked to footage sightings.
     """
 
     def __init__(self, data_dir: Path, embedder: Embedder, detector: Detector, *,
-                 min_width: int = 24, min_height: int = 48,
-                 detector_min_score: float = 0.5) -> None:
+                 link_threshold: float, min_width: int = 24, min_height: int = 48,
+                 detector_min_score: float = 0.5, sightings_per_query: int = 20) -> None:
         self.data_dir = Path(data_dir)
         self.store = ImageStore(self.data_dir / "images")
         self.embedder = embedder
@@ -86,6 +90,9 @@ class Gallery:
         self.min_width = min_width
         self.min_height = min_height
         self.detector_min_score = detector_min_score
+        self.link_threshold = link_threshold
+        self.sightings_per_query = sightings_per_query
+        self.sightings = Sightings(self.data_dir, embedder.model_id, embedder.dim)
         self._index: VectorIndex | None = None
         self._index_lock = threading.Lock()
 
@@ -250,6 +257,7 @@ class Gallery:
                 self.store.remove(stored)
             raise
         index.add(np.array([image.id for image in images], dtype=np.int64), vectors)
+        self.sightings.link_person(session, person.id, vectors, self.link_threshold)
         return images
 
     def _count_vectors(self, session: Session, images: list[Image]) -> DeletionReceipt:
@@ -270,7 +278,7 @@ class Gallery:
     # -- searching ---------------------------------------------------------------------------
 
     def search(self, session: Session, image: BGRImage, *, top_k: int, threshold: float) -> SearchResponse:
-        """Find the persons in a still and rank the enrolled persons for each.
+        """Find the persons in a still; rank the enrolled persons and find footage sightings of each.
 
         Each detected person is one query; with no detection the whole image is one query.
 
@@ -287,13 +295,14 @@ class Gallery:
             detections, crops = [None], [image]
         vectors = self.embedder.embed(crops)
         hits = self._person_hits(session, vectors, top_k)
+        footage = self.sightings.search(session, vectors, threshold, self.sightings_per_query)
         results = []
-        for detection, person_hits in zip(detections, hits):
+        for detection, person_hits, sightings in zip(detections, hits, footage):
             matches, margin = decide(person_hits, threshold, top_k)
             results.append(QueryResult(
                 bbox=None if detection is None else detection.as_list(),
                 detection_score=None if detection is None else round(detection.score, 4),
-                matches=matches, margin=margin))
+                matches=matches, margin=margin, sightings=sightings))
         return SearchResponse(threshold=threshold, top_k=top_k,
                               model_id=self.embedder.model_id, results=results)
 

@@ -48,7 +48,16 @@ def list_persons():  # type: ignore[no-untyped-def]
 
 @bp.get("/persons/<int:person_id>")
 def get_person(person_id: int):  # type: ignore[no-untyped-def]
-    return jsonify(person=person_dict(reid().gallery.get_person(db_session(), person_id)))
+    state = reid()
+    person = person_dict(state.gallery.get_person(db_session(), person_id))
+    person["sightings"] = [
+        {"sighting_id": sighting.id, "camera": video.camera, "video": video.path,
+         "start": sighting.start_time.isoformat(), "end": sighting.end_time.isoformat(),
+         "score": round(match.score, 6),
+         "frame_url": url_for("pages.sighting_frame", sighting_id=sighting.id)}
+        for match, sighting, video in state.gallery.sightings.for_person(
+            db_session(), person_id, state.default_threshold())]
+    return jsonify(person=person)
 
 
 @bp.post("/persons/<int:person_id>/images")
@@ -74,6 +83,9 @@ def search():  # type: ignore[no-untyped-def]
     for result in data["results"]:
         for match in result["matches"]:
             match["thumbnail"] = url_for("pages.image_thumbnail", image_id=match["image_id"])
+        for sighting in result["sightings"]:
+            sighting["thumbnail"] = url_for("pages.sighting_crop", crop_id=sighting["crop_id"])
+            sighting["frame_url"] = url_for("pages.sighting_frame", sighting_id=sighting["sighting_id"])
     return jsonify(data)
 
 

@@ -14,6 +14,7 @@ from embedder.images import decode_image, encode_jpeg
 from web import params
 from web.searching import search_request
 from web.state import db_session, reid
+from web.timeline import layout
 
 bp = Blueprint("pages", __name__)
 
@@ -33,7 +34,8 @@ def search():  # type: ignore[no-untyped-def]
     annotated = draw_detections(still, boxes, labels=[str(n) for n in range(1, len(boxes) + 1)])
     still_url = "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(annotated)).decode()
     return render_template("search.html", threshold=response.threshold, top_k=response.top_k,
-                           response=response, still_url=still_url)
+                           response=response, still_url=still_url,
+                           timelines=[layout(r.sightings) for r in response.results])
 
 
 @bp.get("/persons")
@@ -51,7 +53,10 @@ def enroll():  # type: ignore[no-untyped-def]
 
 @bp.get("/persons/<int:person_id>")
 def person(person_id: int):  # type: ignore[no-untyped-def]
-    return render_template("person.html", person=reid().gallery.get_person(db_session(), person_id))
+    state = reid()
+    return render_template(
+        "person.html", person=state.gallery.get_person(db_session(), person_id),
+        sightings=state.gallery.sightings.for_person(db_session(), person_id, state.default_threshold()))
 
 
 @bp.post("/persons/<int:person_id>/images")
@@ -98,3 +103,17 @@ def image_thumbnail(image_id: int):  # type: ignore[no-untyped-def]
                            interpolation=cv2.INTER_AREA)
     return Response(encode_jpeg(image, quality=85), mimetype="image/jpeg",
                     headers={"Cache-Control": "private, max-age=3600"})
+
+
+@bp.get("/sightings/crops/<int:crop_id>")
+def sighting_crop(crop_id: int):  # type: ignore[no-untyped-def]
+    sightings = reid().gallery.sightings
+    return Response(sightings.store.read(sightings.get_crop(db_session(), crop_id).stored_path),
+                    mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@bp.get("/sightings/<int:sighting_id>/frame")
+def sighting_frame(sighting_id: int):  # type: ignore[no-untyped-def]
+    frame, box = reid().gallery.sightings.frame(db_session(), sighting_id)
+    return Response(encode_jpeg(draw_detections(frame, [box], labels=[f"sighting {sighting_id}"])),
+                    mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})

@@ -33,8 +33,9 @@ class ReidState:
         self.database_url = config["DATABASE_URL"] or sqlite_url(self.data_dir / "reid.db")
         self.engine = make_engine(self.database_url)
         self.sessions = make_session_factory(self.engine)
+        self._embedder: Embedder | None = None
         self._gallery: Gallery | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def check_database(self) -> None:
         """Raise DatabaseNotReady unless the schema is at the newest migration."""
@@ -45,22 +46,26 @@ class ReidState:
                 f"{current or 'none'}, the code needs {head}: run `reid db upgrade`")
 
     @property
+    def embedder(self) -> Embedder:
+        """Return the configured embedder (weights load lazily, on first use)."""
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = build_embedder(self.config["EMBEDDER"] or default_embedder_spec())
+            return self._embedder
+
+    @property
     def gallery(self) -> Gallery:
-        """Return the gallery, building the embedder and detector on first use."""
+        """Return the gallery, checking the database and building the detector on first use."""
         with self._lock:
             if self._gallery is None:
                 self.data_dir.mkdir(parents=True, exist_ok=True)
                 self.check_database()
-                embedder = build_embedder(self.config["EMBEDDER"] or default_embedder_spec())
                 self._gallery = Gallery(
-                    self.data_dir, embedder, build_detector(self.config["DETECTOR"]),
+                    self.data_dir, self.embedder, build_detector(self.config["DETECTOR"]),
+                    link_threshold=self.default_threshold(),
                     min_width=self.config["MIN_IMAGE_WIDTH"], min_height=self.config["MIN_IMAGE_HEIGHT"],
                     detector_min_score=self.config["DETECTOR_MIN_SCORE"])
             return self._gallery
-
-    @property
-    def embedder(self) -> Embedder:
-        return self.gallery.embedder
 
     def default_threshold(self) -> float:
         """Return the configured threshold, else the model's calibrated one, else the fallback."""

@@ -27,9 +27,13 @@ def session(data_dir: Path) -> Iterator[Session]:
     engine.dispose()
 
 
+def make_gallery(data_dir: Path, embedder: ThumbnailEmbedder | None = None) -> Gallery:
+    return Gallery(data_dir, embedder or ThumbnailEmbedder(), build_detector("none"), link_threshold=0.9)
+
+
 @pytest.fixture
 def gallery(data_dir: Path) -> Gallery:
-    return Gallery(data_dir, ThumbnailEmbedder(), build_detector("none"))
+    return make_gallery(data_dir)
 
 
 def uploads(person: int, variants: range) -> list[Upload]:
@@ -100,21 +104,21 @@ def test_shared_file_survives_until_last_reference(session: Session, gallery: Ga
 
 
 def test_index_is_rebuilt_when_file_is_missing_or_stale(session: Session, data_dir: Path) -> None:
-    gallery = Gallery(data_dir, ThumbnailEmbedder(), build_detector("none"))
+    gallery = make_gallery(data_dir)
     for p in range(3):
         gallery.enroll(session, f"p{p}", uploads(p, range(2)))
     path = gallery.index(session).path
     expected = gallery.search(session, person_image(1, 5), top_k=3, threshold=0.5).to_dict()
 
     path.unlink()
-    fresh = Gallery(data_dir, ThumbnailEmbedder(), build_detector("none"))
+    fresh = make_gallery(data_dir)
     assert fresh.search(session, person_image(1, 5), top_k=3, threshold=0.5).to_dict() == expected
     assert path.is_file()
 
     old_file = path.read_bytes()
     fresh.enroll(session, "added", uploads(7, range(1)))
     path.write_bytes(old_file)                      # as if the process died before saving the index
-    reloaded = Gallery(data_dir, ThumbnailEmbedder(), build_detector("none"))
+    reloaded = make_gallery(data_dir)
     index = reloaded.index(session)
     assert len(index) == 7 and 7 in index.ids()
     assert not reloaded.sync_index(session, index)  # in step now: read back, not rebuilt
@@ -126,7 +130,7 @@ def test_new_model_reembeds_stored_images(session: Session, gallery: Gallery, da
     class OtherModel(ThumbnailEmbedder):
         model_id = "test-thumbnail-v2"
 
-    other = Gallery(data_dir, OtherModel(), build_detector("none"))
+    other = make_gallery(data_dir, OtherModel())
     assert len(other.index(session)) == 2
     models = session.scalars(sa.select(Embedding.model_id).order_by(Embedding.id)).all()
     assert models == ["test-thumbnail-v1"] * 2 + ["test-thumbnail-v2"] * 2

@@ -1,0 +1,83 @@
+"""The P x K sampler, the in-memory training set and the augmentation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from embedder.training.data import ERASE_FILL, PKSampler, augment, epoch_dataset, load_training_set
+
+LABELS = np.repeat(np.arange(10), [2, 3, 4, 5, 6, 7, 8, 9, 1, 12])
+
+
+def test_batches_hold_p_persons_times_k_images() -> None:
+    sampler = PKSampler(LABELS, persons=4, per_person=2, seed=3)
+    batches = sampler.epoch_batches(0)
+    assert batches.shape[1] == 8 and len(batches) >= 4
+    for batch in batches:
+        persons = LABELS[batch].reshape(4, 2)
+        assert np.all(persons == persons[:, :1])  # person-major groups of K
+        assert len(set(persons[:, 0])) == 4  # P distinct persons
+
+
+def test_an_epoch_uses_each_image_at_most_once_except_padded_persons() -> None:
+    batches = PKSampler(LABELS, persons=4, per_person=2, seed=0).epoch_batches(5)
+    used, counts = np.unique(batches, return_counts=True)
+    lone = np.flatnonzero(LABELS == 8)  # one image, drawn with replacement to make a pair
+    assert np.all(counts[~np.isin(used, lone)] == 1)
+
+
+def test_sampler_is_deterministic_in_seed_and_epoch() -> None:
+    first = PKSampler(LABELS, 4, 2, seed=7)
+    again = PKSampler(LABELS, 4, 2, seed=7)
+    np.testing.assert_array_equal(first.epoch_batches(2), again.epoch_batches(2))
+    assert not np.array_equal(first.epoch_batches(2), first.epoch_batches(3))
+    assert not np.array_equal(first.epoch_batches(2), PKSampler(LABELS, 4, 2, seed=8).epoch_batches(2))
+
+
+def test_sampler_refuses_more_persons_than_the_data_has() -> None:
+    with pytest.raises(ValueError, match="needs as many persons"):
+        PKSampler(LABELS, persons=11, per_person=2, seed=0)
+
+
+def test_training_set_is_resized_rgb_with_labels_remapped(train_dir: Path) -> None:
+    data = load_training_set(train_dir, (32, 16), progress=False)
+    assert data.images.shape == (27, 32, 16, 3) and data.images.dtype == np.uint8
+    assert data.persons == tuple(f"{p:04d}" for p in range(6))
+    assert sorted(set(data.labels.tolist())) == list(range(6))
+
+
+def test_resuming_mid_epoch_replays_the_remaining_batches_exactly(train_dir: Path) -> None:
+    data = load_training_set(train_dir, (32, 16), progress=False)
+    sampler = PKSampler(data.labels, persons=3, per_person=2, seed=1)
+    full = [tuple(t.numpy() for t in item) for item in epoch_dataset(data, sampler, epoch=4)]
+    resumed = [tuple(t.numpy() for t in item) for item in epoch_dataset(data, sampler, 4, start_step=2)]
+    assert [step for step, _, _ in full] == list(range(len(full))) and len(full) > 2
+    assert len(resumed) == len(full) - 2
+    for (step, images, labels), (step2, images2, labels2) in zip(full[2:], resumed, strict=True):
+        assert step == step2
+        np.testing.assert_array_equal(images, images2)
+        np.testing.assert_array_equal(labels, labels2)
+
+
+def test_augment_is_deterministic_in_its_seed_and_keeps_shape() -> None:
+    images = tf.constant(np.random.default_rng(0).integers(0, 256, (8, 64, 32, 3)), tf.uint8)
+    first = augment(images, tf.constant([1, 2]))
+    assert first.shape == (8, 64, 32, 3) and first.dtype == tf.float32
+    np.testing.assert_array_equal(first, augment(images, tf.constant([1, 2])))
+    assert not np.array_equal(first, augment(images, tf.constant([1, 3])))
+
+
+def test_random_erasing_fills_one_rectangle_with_the_mean_colour() -> None:
+    images = tf.zeros((64, 64, 32, 3), tf.uint8) + 7  # no pixel starts at the fill colour
+    out = augment(images, tf.constant([5, 5])).numpy()
+    erased = np.all(out == np.float32(ERASE_FILL), axis=-1)
+    hit = erased.any(axis=(1, 2))
+    assert 0.3 < hit.mean() < 0.7  # p = 0.5
+    for mask in erased[hit]:
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        assert mask.sum() == len(rows) * len(cols)  # one solid rectangle
+        assert 0.02 * 64 * 32 * 0.8 < mask.sum() < 0.4 * 64 * 32 * 1.2

@@ -1,0 +1,100 @@
+"""Exported models reload to identical outputs in each saved format; checkpoints round-trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from embedder.metadata import ModelMetadata
+from embedder.reid_model import KerasEmbedder, ReidEmbedder
+from embedder.training.checkpoint import (
+    LoopState,
+    from_bfloat16_bits,
+    load_checkpoint,
+    save_checkpoint,
+    to_bfloat16_bits,
+)
+from embedder.training.export import export
+from embedder.training.model import build_reid_net
+
+SIZE = (64, 32)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[keras.Model, Path]:
+    """Return a random-weight inference model and the directory it was exported to."""
+    keras.utils.set_random_seed(0)
+    net = build_reid_net(5, SIZE, pretrained=False)
+    # Move the BN statistics off their defaults so that a reload that dropped them would show.
+    net(np.random.default_rng(1).uniform(0, 255, (8, *SIZE, 3)).astype(np.float32), training=True)
+    model = net.inference_model()
+    metadata = ModelMetadata(model_id="test-reid", input_size=SIZE, embedding_dim=1280)
+    return model, export(model, tmp_path_factory.mktemp("export") / "model", metadata)
+
+
+def batch() -> np.ndarray:
+    return np.random.default_rng(2).uniform(0, 255, (3, *SIZE, 3)).astype(np.float32)
+
+
+def test_keras_file_reloads_to_identical_outputs(exported: tuple[keras.Model, Path]) -> None:
+    model, out_dir = exported
+    reloaded = keras.saving.load_model(out_dir / "model.keras", compile=False)
+    np.testing.assert_array_equal(model.predict(batch(), verbose=0), reloaded.predict(batch(), verbose=0))
+
+
+def test_json_and_h5_reload_to_identical_outputs(exported: tuple[keras.Model, Path]) -> None:
+    model, out_dir = exported
+    reloaded = keras.models.model_from_json((out_dir / "model.json").read_text())
+    reloaded.load_weights(out_dir / "model.h5")
+    np.testing.assert_array_equal(model.predict(batch(), verbose=0), reloaded.predict(batch(), verbose=0))
+
+
+def test_reid_embedder_loads_the_directory(exported: tuple[keras.Model, Path]) -> None:
+    model, out_dir = exported
+    images = [np.random.default_rng(i).integers(0, 256, (100, 40, 3), dtype=np.uint8) for i in range(5)]
+    from_disk = ReidEmbedder(out_dir, batch_size=2)
+    assert (from_disk.model_id, from_disk.dim, from_disk.input_size) == ("test-reid", 1280, SIZE)
+    vectors = from_disk.embed(images)
+    assert vectors.shape == (5, 1280)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    in_memory = KerasEmbedder(model, from_disk.metadata, batch_size=5).embed(images)
+    np.testing.assert_allclose(vectors, in_memory, atol=1e-6)
+
+
+def test_reid_embedder_needs_a_model_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="model.keras"):
+        ReidEmbedder(tmp_path)
+
+
+def test_bfloat16_keeps_float32_range_and_rounds_to_nearest() -> None:
+    values = np.array([1.0, -2.5, 1e-30, 3e38, 1.0 + 2**-9, 1.0 + 3 * 2**-9], dtype=np.float32)
+    restored = from_bfloat16_bits(to_bfloat16_bits(values))
+    np.testing.assert_array_equal(restored[:2], values[:2])
+    np.testing.assert_allclose(restored[2:4], values[2:4], rtol=2**-8)
+    assert restored[4] == 1.0  # tie rounds to the even mantissa
+    assert restored[5] == np.float32(1.0 + 2**-7)
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_checkpoint_round_trips_weights_exactly(tmp_path: Path, compact: bool) -> None:
+    def build() -> tuple[keras.Model, keras.optimizers.Optimizer]:
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.BatchNormalization()])
+        optimizer = keras.optimizers.Adam(0.1)
+        optimizer.build(model.trainable_variables)
+        return model, optimizer
+
+    keras.utils.set_random_seed(0)
+    model, optimizer = build()
+    model.compile(optimizer=optimizer, loss="mse")
+    model.fit(np.ones((8, 3)), np.zeros((8, 4)), epochs=2, verbose=0)
+    path = save_checkpoint(tmp_path / "c.npz", model, optimizer, LoopState(epoch=2, step=5), compact=compact)
+    copy, copy_optimizer = build()
+    state = load_checkpoint(path, copy, copy_optimizer)
+    assert (state.epoch, state.step) == (2, 5)
+    for a, b in zip(model.weights, copy.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(optimizer.variables, copy_optimizer.variables, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0 if not compact else 2**-8)

@@ -1,0 +1,108 @@
+"""CLI command ``reid train``: fine-tune the re-ID embedder on folders of person images."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from embedder.images import ImageError
+
+DEFAULT_CHECKPOINT_DIR = Path("runs/reid-mobilenetv2")
+DEFAULT_OUT = DEFAULT_CHECKPOINT_DIR / "model"
+
+_folder = click.Path(file_okay=False, dir_okay=True, path_type=Path)
+
+
+def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, int]:
+    """Parse HEIGHTxWIDTH into (height, width)."""
+    try:
+        height, width = (int(part) for part in value.lower().split("x"))
+    except ValueError as error:
+        raise click.BadParameter(f"give HEIGHTxWIDTH, e.g. 256x128, not {value!r}") from error
+    if height < 32 or width < 32:
+        raise click.BadParameter(f"height and width must be at least 32 pixels, got {value}")
+    return height, width
+
+
+@click.command("train")
+@click.argument("data_dir", type=_folder)
+@click.option("--out", "out_dir", type=_folder, default=DEFAULT_OUT, show_default=True,
+              help="Model directory to write (model.keras, model.json + model.h5, metadata.json); "
+                   "rewritten whenever validation improves, or every epoch without validation.")
+@click.option("--checkpoint-dir", type=_folder, default=DEFAULT_CHECKPOINT_DIR, show_default=True,
+              help="Working checkpoint (checkpoint.npz) and history.jsonl.")
+@click.option("--publish-checkpoint", "publish_dir", type=_folder, default=None,
+              help="Also keep a compact copy of each checkpoint here (bfloat16 optimizer moments), "
+                   "e.g. a folder committed to the repository; resuming uses it when it is ahead.")
+@click.option("--epochs", type=click.IntRange(1), default=80, show_default=True,
+              help="Total epochs, counting those already done when resuming.")
+@click.option("--recipe", type=click.Choice(["triplet-bnneck", "dcl"]), default="triplet-bnneck",
+              show_default=True,
+              help="triplet-bnneck: batch-hard triplet + label-smoothed identity loss on a BN neck "
+                   "(Luo et al.); dcl: normalized softmax with scale, center loss and decorrelation.")
+@click.option("--input-size", default="256x128", show_default=True, callback=_input_size,
+              metavar="HxW", help="Model input height x width in pixels.")
+@click.option("--val-query", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Validation query folder (<person>/<image>); needs --val-gallery.")
+@click.option("--val-gallery", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Validation gallery folder (<person>/<image>); needs --val-query.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from the latest checkpoint if there is one.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling and augmentation.")
+@click.option("--frozen-blocks", type=click.IntRange(0, 19), default=4, show_default=True,
+              help="Backbone blocks (stem, block_1, ...) kept frozen while fine-tuning.")
+@click.option("--persons-per-batch", type=click.IntRange(2), default=16, show_default=True,
+              help="P: persons per batch.")
+@click.option("--images-per-person", type=click.IntRange(2), default=4, show_default=True,
+              help="K: images per person per batch.")
+@click.option("--max-steps", type=click.IntRange(0), default=None,
+              help="Stop (after checkpointing) once this invocation has run this many steps.")
+@click.option("--threads", type=click.IntRange(1), default=2, show_default=True,
+              help="TensorFlow intra-op threads (use the number of physical cores).")
+def train_command(data_dir: Path, out_dir: Path, checkpoint_dir: Path, publish_dir: Path | None,
+                  epochs: int, recipe: str, input_size: tuple[int, int], val_query: Path | None,
+                  val_gallery: Path | None, resume: bool, seed: int, frozen_blocks: int,
+                  persons_per_batch: int, images_per_person: int, max_steps: int | None,
+                  threads: int) -> None:
+    """Fine-tune the MobileNetV2 re-ID embedder on DATA_DIR, one folder per person.
+
+    Trains with identity-balanced P x K batches, flips, pad-and-crop and random erasing:
+    first the new head on the frozen ImageNet backbone, then the backbone too. Shows a
+    progress bar, checkpoints every epoch and every 10 minutes, and resumes exactly where
+    it stopped when run again. With --val-query/--val-gallery it logs rank-1 and mAP each
+    epoch to history.jsonl and exports the best model, with a match threshold calibrated
+    at a 0.1% false match rate.
+
+    \b
+    Example:
+      reid train ../shared/data/cuhk03/train --out embedder/models/reid-mobilenetv2 \\
+        --val-query ../shared/data/cuhk03/val/query --val-gallery ../shared/data/cuhk03/val/gallery
+    """
+    if (val_query is None) != (val_gallery is None):
+        raise click.UsageError("give both --val-query and --val-gallery, or neither")
+    if not data_dir.is_dir():
+        raise click.ClickException(f"{data_dir} is not a directory; DATA_DIR must hold one folder "
+                                   "of images per person")
+    from embedder.training.train import TrainConfig, configure_threads, train  # loads TensorFlow
+
+    configure_threads(threads)
+    logging.getLogger().setLevel(logging.INFO)
+    config = TrainConfig(
+        data_dir=data_dir, checkpoint_dir=checkpoint_dir, out_dir=out_dir,
+        publish_checkpoint_dir=publish_dir, val_query=val_query, val_gallery=val_gallery,
+        recipe=recipe, input_size=input_size, epochs=epochs, seed=seed, resume=resume,
+        frozen_blocks=frozen_blocks, persons_per_batch=persons_per_batch,
+        images_per_person=images_per_person, max_steps=max_steps)
+    try:
+        state = train(config)
+    except (OSError, ValueError, ImageError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"trained to epoch {state.epoch} (step {state.global_step}); "
+               f"best {state.best}; model in {out_dir}")
+
+
+def register(group: click.Group) -> None:
+    """Add ``train`` to ``group``."""
+    group.add_command(train_command)
