@@ -88,7 +88,8 @@ def train_command(data_dir: Path, out_dir: Path, checkpoint_dir: Path, publish_d
     from embedder.training.train import TrainConfig, configure_threads, train  # loads TensorFlow
 
     configure_threads(threads)
-    logging.getLogger().setLevel(logging.INFO)
+    logging.basicConfig(level=logging.INFO,  # no-op under `reid`, which configures logging
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = TrainConfig(
         data_dir=data_dir, checkpoint_dir=checkpoint_dir, out_dir=out_dir,
         publish_checkpoint_dir=publish_dir, val_query=val_query, val_gallery=val_gallery,

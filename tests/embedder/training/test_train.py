@@ -6,19 +6,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from embedder.metadata import ModelMetadata
 from embedder.reid_model import ReidEmbedder
 from embedder.training.checkpoint import CHECKPOINT_FILE, HISTORY_FILE, read_state
 from embedder.training.data import TrainingSet, load_training_set
-from embedder.training.train import TrainConfig, Trainer, learning_rate_at
+from embedder.training.model import build_reid_net
+from embedder.training.train import (
+    TrainConfig,
+    Trainer,
+    compute_losses,
+    learning_rate_at,
+    update_centers,
+)
 from tests.embedder.evaluation.fakes import write_split
+from tests.embedder.training.fakes import write_training_tree
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> TrainingSet:
-    from tests.embedder.training.conftest import write_training_tree
-
     root = write_training_tree(tmp_path_factory.mktemp("tiny") / "train")
     return load_training_set(root, (64, 32), progress=False)
 
@@ -44,10 +51,21 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
     whole = Trainer(tiny_config(tmp_path / "whole", val_query=query, val_gallery=gallery), tiny_data)
     whole_state = whole.run()
 
-    interrupted = Trainer(tiny_config(tmp_path / "parts", max_steps=2), tiny_data)
+    publish = tmp_path / "published"
+    interrupted = Trainer(tiny_config(tmp_path / "parts", max_steps=2, publish_checkpoint_dir=publish),
+                          tiny_data)
     stopped = interrupted.run()
     assert (stopped.epoch, stopped.step, stopped.global_step) == (0, 2, 2)
     assert read_state(tmp_path / "parts" / "run" / CHECKPOINT_FILE).step == 2
+    weights_at_stop = weights_of(interrupted)
+
+    # A fresh checkout: no working checkpoint, only the committed compact copy.
+    checkout = Trainer(tiny_config(tmp_path / "checkout", max_steps=0, publish_checkpoint_dir=publish),
+                       tiny_data)
+    assert checkout.run().global_step == 2
+    assert (publish / CHECKPOINT_FILE).stat().st_size < (tmp_path / "parts" / "run" / CHECKPOINT_FILE).stat().st_size
+    for a, b in zip(weights_at_stop, weights_of(checkout), strict=True):
+        np.testing.assert_array_equal(a, b)
 
     resumed = Trainer(tiny_config(tmp_path / "parts"), tiny_data)  # a fresh process's view
     resumed_state = resumed.run()
@@ -66,21 +84,8 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
     assert embedder.model_id == metadata.model_id and embedder.dim == 1280
 
 
-def test_resuming_from_the_compact_published_copy(tmp_path: Path, tiny_data: TrainingSet) -> None:
-    publish = tmp_path / "published"
-    first = Trainer(tiny_config(tmp_path / "a", publish_checkpoint_dir=publish, max_steps=2), tiny_data)
-    first.run()
-    assert (publish / CHECKPOINT_FILE).stat().st_size < (tmp_path / "a" / "run" / CHECKPOINT_FILE).stat().st_size
-    # A fresh checkout: no working checkpoint, only the committed compact copy.
-    fresh = Trainer(tiny_config(tmp_path / "b", publish_checkpoint_dir=publish, max_steps=0), tiny_data)
-    fresh.run()
-    assert (fresh.state.epoch, fresh.state.step, fresh.state.global_step) == (0, 2, 2)
-    for a, b in zip(weights_of(first), weights_of(fresh), strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
 def test_resume_refuses_a_checkpoint_of_another_recipe(tmp_path: Path, tiny_data: TrainingSet) -> None:
-    Trainer(tiny_config(tmp_path, max_steps=1), tiny_data).run()
+    Trainer(tiny_config(tmp_path, head_steps=0, max_steps=0), tiny_data).run()
     with pytest.raises(ValueError, match="persons_per_batch"):
         Trainer(tiny_config(tmp_path, persons_per_batch=2), tiny_data).run()
 
@@ -92,3 +97,20 @@ def test_learning_rate_warms_up_holds_then_decays() -> None:
     assert learning_rate_at(config, 3, 0, 100) == pytest.approx(1.0)
     assert learning_rate_at(config, 5, 0, 100) == pytest.approx(1.0)
     assert learning_rate_at(config, 10, 0, 100) == pytest.approx(0.01)
+
+
+def test_dcl_losses_and_center_update(tiny_data: TrainingSet) -> None:
+    config = tiny_config(Path("."), recipe="dcl")
+    net = build_reid_net(tiny_data.num_classes, (64, 32), recipe="dcl", pretrained=False)
+    images = tf.constant(tiny_data.images[:6], tf.float32)
+    labels = tf.constant(tiny_data.labels[:6])
+    outputs = net(images, training=True)
+    losses = compute_losses(net, outputs, labels, config)
+    assert sorted(losses) == ["ce", "center", "decorrelation"]
+    assert all(np.isfinite(float(value)) for value in losses.values())
+    assert float(tf.reduce_max(tf.abs(outputs["logits"]))) <= config.scale + 1e-4
+    update_centers(net, outputs, labels, rate=1.0)
+    unit = tf.math.l2_normalize(outputs["embedding"], axis=1).numpy()
+    for label in set(tiny_data.labels[:6].tolist()):
+        np.testing.assert_allclose(net.centers.numpy()[label], unit[tiny_data.labels[:6] == label].mean(axis=0),
+                                   atol=1e-5)

@@ -1,0 +1,83 @@
+"""Embedders backed by a trained re-ID Keras model: in memory, or from a model directory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from numpy.typing import NDArray
+
+from embedder.base import BGRImage, Embedder
+from embedder.metadata import ModelMetadata
+from embedder.preprocess import to_model_input
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+
+
+class KerasEmbedder(Embedder):
+    """Embeds person crops with a Keras model from (N, H, W, 3) RGB 0..255 to (N, D) vectors.
+
+    ``metadata`` supplies ``model_id``, ``dim`` and the input size.
+    """
+
+    def __init__(self, model: keras.Model | None, metadata: ModelMetadata, batch_size: int = 32) -> None:
+        """Wrap ``model`` (None: a subclass provides it on ``load``).
+
+        Raises:
+            ValueError: ``batch_size`` is not positive.
+        """
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.metadata = metadata
+        self.model_id = metadata.model_id
+        self.dim = metadata.embedding_dim
+        self.input_size = tuple(metadata.input_size)
+        self.batch_size = batch_size
+        self._model = model
+        self._forward: tf.types.experimental.PolymorphicFunction | None = None
+
+    def _read_model(self) -> keras.Model:
+        """Return the model to embed with."""
+        assert self._model is not None
+        return self._model
+
+    def _load(self) -> None:
+        """Get the model and trace its inference pass for any batch size."""
+        model = self._read_model()
+        spec = tf.TensorSpec((None, *self.input_size, 3), tf.float32)
+        self._forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+    def _embed(self, images: Sequence[BGRImage]) -> NDArray[np.float32]:
+        """Return the raw (N, dim) embeddings of ``images``, ``batch_size`` at a time."""
+        assert self._forward is not None
+        return np.concatenate([
+            self._forward(to_model_input(images[start:start + self.batch_size], self.input_size)).numpy()
+            for start in range(0, len(images), self.batch_size)])
+
+
+class ReidEmbedder(KerasEmbedder):
+    """Embeds with the model saved in a directory holding ``model.keras`` and ``metadata.json``."""
+
+    def __init__(self, model_dir: Path, batch_size: int = 32) -> None:
+        """Read the directory's metadata; the model itself loads on first use.
+
+        Raises:
+            FileNotFoundError: ``model_dir`` lacks ``model.keras`` or ``metadata.json``.
+        """
+        self.model_dir = Path(model_dir)
+        if not (self.model_dir / MODEL_FILE).is_file():
+            raise FileNotFoundError(f"{self.model_dir} holds no {MODEL_FILE}")
+        super().__init__(None, ModelMetadata.load(self.model_dir), batch_size)
+
+    def _read_model(self) -> keras.Model:
+        """Load ``model.keras`` from the model directory."""
+        model = keras.saving.load_model(self.model_dir / MODEL_FILE, compile=False)
+        log.info("loaded %s from %s", self.model_id, self.model_dir)
+        return model

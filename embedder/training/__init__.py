@@ -1,0 +1,1 @@
+"""Fine-tuning the re-ID embedder: data, losses, network, loop, checkpoints and export."""

@@ -1,0 +1,126 @@
+"""Training checkpoints: model weights, optimizer state and loop state in one atomic ``.npz``.
+
+A full checkpoint stores everything as saved, so resuming from it is exact. A compact one
+(the copy meant for committing) stores the optimizer's float tensors (Adam's moments) as
+bfloat16, i.e. the top 16 bits of each float32, which keeps float32's exponent range (float16
+would flush Adam's tiny second moments to zero), and is zip-compressed; weights stay float32.
+Resuming from a compact checkpoint is exact in data order, step count and weights, and close
+in the updates that follow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from numpy.typing import NDArray
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.npz"
+HISTORY_FILE = "history.jsonl"
+
+
+@dataclass
+class LoopState:
+    """Where training stands: the next (epoch, step) to run, and the best validation so far."""
+
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    best: dict[str, Any] | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def to_bfloat16_bits(values: NDArray[np.float32]) -> NDArray[np.uint16]:
+    """Round float32 ``values`` to bfloat16 (nearest, ties to even) and return the raw 16 bits."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    rounding = ((bits >> 16) & 1) + np.uint32(0x7FFF)
+    return ((bits + rounding) >> 16).astype(np.uint16)
+
+
+def from_bfloat16_bits(bits: NDArray[np.uint16]) -> NDArray[np.float32]:
+    """Return the float32 values of raw bfloat16 ``bits``."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then move it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                    state: LoopState, *, compact: bool = False) -> Path:
+    """Write ``model``'s weights, ``optimizer``'s variables and ``state`` to ``path`` atomically."""
+    arrays: dict[str, NDArray] = {
+        "state": np.frombuffer(json.dumps(asdict(state)).encode(), dtype=np.uint8)}
+    for i, variable in enumerate(model.weights):
+        arrays[f"model/{i:04d}"] = np.asarray(variable.numpy())
+    for i, variable in enumerate(optimizer.variables):
+        value = np.asarray(variable.numpy())
+        if compact and value.dtype == np.float32 and value.size > 1:
+            arrays[f"optimizer_bf16/{i:04d}"] = to_bfloat16_bits(value)
+        else:
+            arrays[f"optimizer/{i:04d}"] = value
+    write = np.savez_compressed if compact else np.savez
+    _atomic_write(Path(path), lambda file: write(file, **arrays))
+    log.info("saved checkpoint %s (epoch %d, step %d)", path, state.epoch, state.step)
+    return Path(path)
+
+
+def read_state(path: Path) -> LoopState:
+    """Return the loop state stored in the checkpoint at ``path``."""
+    with np.load(path) as archive:
+        return LoopState(**json.loads(archive["state"].tobytes()))
+
+
+def load_checkpoint(path: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> LoopState:
+    """Restore ``model`` and the built ``optimizer`` from ``path`` and return the loop state.
+
+    Raises:
+        ValueError: the checkpoint's tensors do not match the model or the optimizer.
+    """
+    with np.load(path) as archive:
+        stored_model = sum(1 for key in archive.files if key.startswith("model/"))
+        stored_optimizer = sum(1 for key in archive.files if key.startswith("optimizer"))
+        if stored_model != len(model.weights) or stored_optimizer != len(optimizer.variables):
+            raise ValueError(f"{path} holds {stored_model} model and {stored_optimizer} optimizer "
+                             f"tensors; expected {len(model.weights)} and {len(optimizer.variables)}")
+        state = LoopState(**json.loads(archive["state"].tobytes()))
+        model_values = [archive[f"model/{i:04d}"] for i in range(len(model.weights))]
+        optimizer_values = [
+            from_bfloat16_bits(archive[f"optimizer_bf16/{i:04d}"])
+            if f"optimizer_bf16/{i:04d}" in archive.files else archive[f"optimizer/{i:04d}"]
+            for i in range(len(optimizer.variables))]
+    for variables, values in ((model.weights, model_values), (optimizer.variables, optimizer_values)):
+        for variable, value in zip(variables, values, strict=True):
+            if tuple(variable.shape) != value.shape:
+                raise ValueError(f"{path}: {variable.path} has shape {tuple(variable.shape)}, "
+                                 f"the checkpoint {value.shape}")
+            variable.assign(value)
+    log.info("resumed from %s at epoch %d, step %d", path, state.epoch, state.step)
+    return state
+
+
+def append_history(path: Path, record: dict[str, Any]) -> None:
+    """Append ``record`` as one JSON line to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as file:
+        file.write(json.dumps(record, sort_keys=True) + "\n")

@@ -1,0 +1,94 @@
+"""The re-ID training network: backbone, pooling, BN neck and an identity classifier.
+
+Following Luo et al. ("Bag of Tricks", 2019): the pooled 1280-d feature feeds the triplet
+loss; a BatchNorm with a fixed zero shift (the BN neck) turns it into the embedding, which
+feeds a bias-free identity classifier in training and is the inference output (the Embedder
+L2-normalizes it). No projection layer: the pooled width (1280) is the embedding size, so
+nothing untrained sits between the ImageNet features and the metric space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+from embedder.backbone.mobilenet_v2 import BLOCK_NAMES, block_layers, build_mobilenet_v2
+from embedder.training.losses import CosineClassifier
+
+RECIPES = ("triplet-bnneck", "dcl")
+
+
+class ReidNet(keras.Model):
+    """Map (B, H, W, 3) RGB 0..255 images to features, embeddings and identity logits.
+
+    ``recipe`` "triplet-bnneck" scores identities with a bias-free linear classifier; "dcl"
+    with a cosine classifier of scale ``scale`` and keeps (C, D) class centers for the
+    center loss.
+    """
+
+    def __init__(self, backbone: keras.Model, num_classes: int, *, recipe: str = "triplet-bnneck",
+                 scale: float = 16.0, **kwargs: object) -> None:
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {recipe!r}: give one of {', '.join(RECIPES)}")
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.recipe = recipe
+        self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
+        self.neck = keras.layers.BatchNormalization(
+            center=False, momentum=0.9, epsilon=1e-5, name="bnneck")
+        if recipe == "dcl":
+            self.classifier = CosineClassifier(num_classes, scale, name="classifier")
+        else:
+            self.classifier = keras.layers.Dense(
+                num_classes, use_bias=False, name="classifier",
+                kernel_initializer=keras.initializers.RandomNormal(stddev=0.001))
+        dim = backbone.output_shape[-1]
+        self.centers = (self.add_weight(name="centers", shape=(num_classes, dim), initializer="zeros",
+                                        trainable=False)  # moved by a running mean, not by gradients
+                        if recipe == "dcl" else None)
+        self.build((None, *backbone.input_shape[1:]))
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        """Build every layer for (B, H, W, 3) inputs."""
+        feature_shape = self.pool.compute_output_shape(self.backbone.output_shape)
+        self.neck.build(feature_shape)
+        self.classifier.build(feature_shape)
+        super().build(input_shape)
+
+    def call(self, images: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
+        """Return ``feature`` (B, D) pre-neck, ``embedding`` (B, D) post-neck, ``logits`` (B, C)."""
+        feature = self.pool(self.backbone(images, training=training))
+        embedding = self.neck(feature, training=training)
+        return {"feature": feature, "embedding": embedding, "logits": self.classifier(embedding)}
+
+    def head_variables(self) -> list[keras.Variable]:
+        """Return the trainable variables outside the backbone (neck scale, classifier)."""
+        return [*self.neck.trainable_weights, *self.classifier.trainable_weights]
+
+    def inference_model(self) -> keras.Model:
+        """Return a functional model sharing these layers: (N, H, W, 3) RGB 0..255 -> (N, D) embedding."""
+        inputs = keras.Input(shape=self.backbone.input_shape[1:], name="image")
+        embedding = self.neck(self.pool(self.backbone(inputs)))
+        return keras.Model(inputs, embedding, name="reid_embedder")
+
+
+def build_reid_net(num_classes: int, input_size: tuple[int, int], *, recipe: str = "triplet-bnneck",
+                   scale: float = 16.0, pretrained: bool = True,
+                   backbone_builder: Callable[..., keras.Model] = build_mobilenet_v2) -> ReidNet:
+    """Build a ``ReidNet`` on a MobileNetV2 for ``input_size`` (height, width) images."""
+    backbone = backbone_builder((*input_size, 3), weights=pretrained, include_top=False)
+    return ReidNet(backbone, num_classes, recipe=recipe, scale=scale, name="reid_net")
+
+
+def set_backbone_trainable(backbone: keras.Model, frozen_blocks: int | Sequence[str]) -> None:
+    """Freeze the first ``frozen_blocks`` of ``BLOCK_NAMES`` (or the named blocks); train the rest.
+
+    Frozen BatchNorm layers run in inference mode (Keras 3), keeping their ImageNet statistics.
+    """
+    frozen = set(BLOCK_NAMES[:frozen_blocks] if isinstance(frozen_blocks, int) else frozen_blocks)
+    backbone.trainable = True
+    for block in BLOCK_NAMES:
+        for layer in block_layers(backbone, block):
+            layer.trainable = block not in frozen

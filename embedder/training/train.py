@@ -1,0 +1,385 @@
+"""The training loop: head warm-up on a frozen backbone, then fine-tuning, resumable at any step.
+
+Schedule (``TrainConfig`` defaults): ``head_steps`` batches train only the BN neck and the
+classifier on the frozen ImageNet backbone, then the backbone trains from block
+``BLOCK_NAMES[frozen_blocks]`` on, with the learning rate rising linearly from a tenth of
+its peak over ``warmup_epochs``, flat until half the epochs, then falling along a cosine
+to a hundredth. Checkpoints are written every epoch and every ``checkpoint_minutes``.
+
+Measured on 2 CPU cores at 256x128, batch 64 (training images/s): backbone frozen up to
+block_3 48, nothing frozen 19, up to block_1 24, up to block_6 42, up to block_10 89;
+224x112 51; XLA (``jit_compile``) 2.3; mixed bfloat16 15. Hence the defaults: 256x128,
+``frozen_blocks`` 4 (stem and blocks 1-3, the high-resolution ones), no XLA, float32.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from embedder.backbone.mobilenet_v2 import BLOCK_NAMES
+from embedder.evaluation.evaluate import EvaluationReport, calibrate, evaluate_folders, store_calibration
+from embedder.metadata import ModelMetadata
+from embedder.reid_model import KerasEmbedder
+from embedder.training.checkpoint import (
+    CHECKPOINT_FILE,
+    HISTORY_FILE,
+    LoopState,
+    append_history,
+    load_checkpoint,
+    read_state,
+    save_checkpoint,
+)
+from embedder.training.data import PKSampler, TrainingSet, epoch_dataset, load_training_set
+from embedder.training.export import export, weights_digest
+from embedder.training.losses import (
+    batch_hard_triplet_loss,
+    center_loss,
+    decorrelation_penalty,
+    smoothed_cross_entropy,
+)
+from embedder.training.model import ReidNet, build_reid_net, set_backbone_trainable
+
+log = logging.getLogger(__name__)
+
+# Fields that define the optimization; a checkpoint made with other values cannot be resumed.
+RESUME_KEYS = ("recipe", "input_size", "persons_per_batch", "images_per_person", "seed",
+               "frozen_blocks", "scale")
+CUHK03_TERMS = ("CUHK03 is licensed for research use only; its terms (including respect for the "
+                "privacy of the people shown) apply to these weights. Retrain on your own cameras "
+                "with `reid train` for other uses.")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs, as plain values."""
+
+    data_dir: Path
+    checkpoint_dir: Path = Path("runs/reid-mobilenetv2")
+    out_dir: Path = Path("runs/reid-mobilenetv2/model")
+    publish_checkpoint_dir: Path | None = None
+    val_query: Path | None = None
+    val_gallery: Path | None = None
+    recipe: str = "triplet-bnneck"
+    input_size: tuple[int, int] = (256, 128)
+    epochs: int = 80
+    persons_per_batch: int = 16
+    images_per_person: int = 4
+    learning_rate: float = 3.5e-4
+    warmup_epochs: float = 5.0
+    head_steps: int = 100
+    head_learning_rate: float = 3.5e-3
+    frozen_blocks: int = 4
+    scale: float = 16.0
+    center_weight: float = 0.5
+    center_rate: float = 0.5
+    decorrelation_weight: float = 0.1
+    jit_compile: bool = False
+    checkpoint_minutes: float = 10.0
+    validate_every: int = 1
+    target_fmr: float = 1e-3
+    seed: int = 0
+    max_steps: int | None = None
+    pretrained: bool = True
+    resume: bool = True
+    progress: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the config as JSON-ready values."""
+        return {key: str(value) if isinstance(value, Path) else value
+                for key, value in asdict(self).items()}
+
+
+def configure_threads(intra_op: int = 2, inter_op: int = 2) -> None:
+    """Size TensorFlow's thread pools; once TensorFlow has run an op they stay as they are."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError as exc:
+        log.warning("keeping TensorFlow's thread pools as they are: %s", exc)
+
+
+def learning_rate_at(config: TrainConfig, epoch: int, step: int, steps_in_epoch: int) -> float:
+    """Return the learning rate at ``step`` of ``epoch``: linear warm-up, flat, cosine decay."""
+    progress = epoch + step / steps_in_epoch
+    peak = config.learning_rate
+    if progress < config.warmup_epochs:
+        return peak * (0.1 + 0.9 * progress / config.warmup_epochs)
+    decay_start = config.epochs / 2
+    if progress < decay_start:
+        return peak
+    fraction = min(1.0, (progress - decay_start) / max(config.epochs - decay_start, 1e-9))
+    return peak * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * fraction)))
+
+
+def compute_losses(net: ReidNet, outputs: dict[str, tf.Tensor], labels: tf.Tensor,
+                   config: TrainConfig) -> dict[str, tf.Tensor]:
+    """Return the named scalar losses of ``config.recipe`` for one batch's ``outputs``."""
+    losses = {"ce": smoothed_cross_entropy(outputs["logits"], labels)}
+    if config.recipe == "triplet-bnneck":
+        losses["triplet"] = batch_hard_triplet_loss(outputs["feature"], labels)
+    else:
+        unit = tf.math.l2_normalize(outputs["embedding"], axis=1)
+        losses["center"] = config.center_weight * center_loss(unit, labels, net.centers)
+        losses["decorrelation"] = config.decorrelation_weight * decorrelation_penalty(outputs["embedding"])
+    return losses
+
+
+def update_centers(net: ReidNet, outputs: dict[str, tf.Tensor], labels: tf.Tensor, rate: float) -> None:
+    """Move each batch class's center a ``rate`` of the way to its mean unit embedding (Wen et al.)."""
+    unit = tf.math.l2_normalize(outputs["embedding"], axis=1)
+    classes, index = tf.unique(labels)
+    means = tf.math.unsorted_segment_mean(unit, index, tf.shape(classes)[0])
+    current = tf.gather(net.centers, classes)
+    net.centers.assign(tf.tensor_scatter_nd_update(
+        net.centers.value, classes[:, None], current + rate * (means - current)))
+
+
+def make_train_step(net: ReidNet, optimizer: keras.optimizers.Optimizer,
+                    variables: list[keras.Variable], config: TrainConfig,
+                    ) -> Callable[[tf.Tensor, tf.Tensor], dict[str, tf.Tensor]]:
+    """Return a compiled step: (B, H, W, 3) images, (B,) labels -> named losses and ``total``."""
+
+    @tf.function(jit_compile=config.jit_compile)
+    def step(images: tf.Tensor, labels: tf.Tensor) -> dict[str, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            outputs = net(images, training=True)
+            losses = compute_losses(net, outputs, labels, config)
+            total = tf.add_n(list(losses.values()))
+        optimizer.apply(tape.gradient(total, variables), variables)
+        if net.centers is not None:
+            update_centers(net, outputs, labels, config.center_rate)
+        return {**losses, "total": total}
+
+    return step
+
+
+def describe_training_data(config: TrainConfig, data: TrainingSet) -> str:
+    """Say what the model was trained on, with CUHK03's terms when the data is CUHK03."""
+    text = f"{len(data.labels)} images of {data.num_classes} persons from {config.data_dir}"
+    return f"{text}. {CUHK03_TERMS}" if "cuhk03" in str(config.data_dir).lower() else text
+
+
+def json_value(value: object) -> object:
+    """Return ``value`` with tuples as lists, for comparing configs read back from JSON."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+class Trainer:
+    """Runs one ``TrainConfig``: builds, resumes, trains, validates, checkpoints and exports."""
+
+    def __init__(self, config: TrainConfig, data: TrainingSet | None = None) -> None:
+        """Load the data (unless given) and build the network and its optimizer."""
+        self.config = config
+        self.data = data if data is not None else load_training_set(
+            config.data_dir, config.input_size, progress=config.progress)
+        self.sampler = PKSampler(self.data.labels, config.persons_per_batch,
+                                 config.images_per_person, config.seed)
+        keras.utils.set_random_seed(config.seed)
+        self.net = build_reid_net(self.data.num_classes, config.input_size, recipe=config.recipe,
+                                  scale=config.scale, pretrained=config.pretrained)
+        set_backbone_trainable(self.net.backbone, config.frozen_blocks)
+        self.variables = list(self.net.trainable_variables)
+        self.optimizer = keras.optimizers.Adam(config.learning_rate)
+        self.optimizer.build(self.variables)
+        self.state = LoopState(config=config.to_json())
+        self.checkpoint_path = Path(config.checkpoint_dir) / CHECKPOINT_FILE
+        self.history_path = Path(config.checkpoint_dir) / HISTORY_FILE
+        self._last_save = time.monotonic()
+        self._steps_run = 0
+
+    def resume_source(self) -> Path | None:
+        """Return the checkpoint to resume from: the furthest of the working and the published one."""
+        candidates = [self.checkpoint_path]
+        if self.config.publish_checkpoint_dir is not None:
+            candidates.append(Path(self.config.publish_checkpoint_dir) / CHECKPOINT_FILE)
+        found = [(read_state(path).global_step, -rank, path)
+                 for rank, path in enumerate(candidates) if path.is_file()]
+        return max(found)[2] if found else None
+
+    def restore(self, path: Path) -> None:
+        """Load the checkpoint at ``path``; its history comes along when the working one has none.
+
+        Raises:
+            ValueError: the checkpoint was made with a different recipe, size, batch or seed.
+        """
+        stored = read_state(path).config
+        changed = [key for key in RESUME_KEYS
+                   if json_value(stored.get(key)) != json_value(self.config.to_json()[key])]
+        if changed:
+            raise ValueError(f"{path} was trained with other {', '.join(changed)}: "
+                             f"{ {key: stored.get(key) for key in changed} }; start afresh with --no-resume "
+                             "or another --checkpoint-dir")
+        self.state = load_checkpoint(path, self.net, self.optimizer)
+        self.state.config = self.config.to_json()
+        published_history = path.parent / HISTORY_FILE
+        if path != self.checkpoint_path and published_history.is_file() and not self.history_path.exists():
+            self.history_path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(published_history, self.history_path)
+
+    def save(self) -> None:
+        """Write the working checkpoint and, when configured, the compact published copy."""
+        save_checkpoint(self.checkpoint_path, self.net, self.optimizer, self.state)
+        if self.config.publish_checkpoint_dir is not None:
+            publish = Path(self.config.publish_checkpoint_dir)
+            save_checkpoint(publish / CHECKPOINT_FILE, self.net, self.optimizer, self.state, compact=True)
+            if self.history_path.is_file():
+                shutil.copyfile(self.history_path, publish / HISTORY_FILE)
+        self._last_save = time.monotonic()
+
+    def train_head(self) -> None:
+        """Train the BN neck and the classifier on the frozen backbone for ``head_steps`` batches.
+
+        The batches are the first epoch's (fine-tuning then starts that epoch afresh).
+        """
+        config = self.config
+        if config.head_steps <= 0:
+            return
+        self.net.backbone.trainable = False
+        head = self.net.head_variables()
+        head_optimizer = keras.optimizers.Adam(config.head_learning_rate)
+        head_optimizer.build(head)
+        step_fn = make_train_step(self.net, head_optimizer, head, config)
+        batches = epoch_dataset(self.data, self.sampler, epoch=0).take(config.head_steps)
+        with self._bar(min(config.head_steps, self.sampler.steps_per_epoch(0)), "head") as bar:
+            for _, images, labels in batches:
+                losses = step_fn(images, labels)
+                self._advance(bar, losses, len(labels), head_optimizer.learning_rate)
+        set_backbone_trainable(self.net.backbone, config.frozen_blocks)
+
+    def run(self) -> LoopState:
+        """Train to ``config.epochs``, resuming when allowed and a checkpoint exists."""
+        config = self.config
+        source = self.resume_source() if config.resume else None
+        if source is not None:
+            self.restore(source)
+        else:
+            self.train_head()
+            self.save()
+        step_fn = make_train_step(self.net, self.optimizer, self.variables, config)
+        while self.state.epoch < config.epochs and not self._step_budget_spent():
+            self.train_epoch(step_fn)
+        return self.state
+
+    def _step_budget_spent(self) -> bool:
+        """Tell whether this invocation has run its ``max_steps``."""
+        return self.config.max_steps is not None and self._steps_run >= self.config.max_steps
+
+    def train_epoch(self, step_fn: Callable[[tf.Tensor, tf.Tensor], dict[str, tf.Tensor]]) -> None:
+        """Run the rest of the current epoch, then validate, export and checkpoint."""
+        config, state = self.config, self.state
+        epoch, steps = state.epoch, self.sampler.steps_per_epoch(state.epoch)
+        totals: dict[str, float] = {}
+        started, seen = time.perf_counter(), 0
+        with self._bar(steps, f"epoch {epoch + 1}/{config.epochs}", initial=state.step) as bar:
+            for step, images, labels in epoch_dataset(self.data, self.sampler, epoch, state.step):
+                learning_rate = learning_rate_at(config, epoch, int(step), steps)
+                self.optimizer.learning_rate = learning_rate
+                losses = step_fn(images, labels)
+                for name, value in losses.items():
+                    totals[name] = totals.get(name, 0.0) + float(value)
+                seen += len(labels)
+                self._advance(bar, losses, len(labels), learning_rate)
+                state.step, state.global_step = int(step) + 1, state.global_step + 1
+                self._steps_run += 1
+                if state.step < steps and self._step_budget_spent():
+                    self.save()
+                    log.info("stopping after %d steps (max_steps)", self._steps_run)
+                    return
+                if time.monotonic() - self._last_save > 60 * config.checkpoint_minutes and state.step < steps:
+                    self.save()
+        done = max(1, seen // self.sampler.batch_size)
+        record: dict[str, Any] = {
+            "epoch": epoch + 1, "global_step": state.global_step,
+            "learning_rate": float(self.optimizer.learning_rate.numpy()),
+            "images_per_s": seen / max(time.perf_counter() - started, 1e-9),
+            **{f"loss_{name}": value / done for name, value in totals.items()}}
+        state.epoch, state.step = epoch + 1, 0
+        if self._validation_due():
+            report = self.validate()
+            record.update(rank1=report.rank1, rank5=report.rank5, mAP=report.mAP,
+                          validation_seconds=report.seconds)
+            score = report.rank1 + report.mAP
+            if state.best is None or score > state.best["rank1"] + state.best["mAP"]:
+                state.best = {"epoch": epoch + 1, "rank1": report.rank1, "mAP": report.mAP}
+                self.export_model(report)
+        elif config.val_query is None:
+            self.export_model(None)
+        log.info("epoch %d: %s", epoch + 1, record)
+        append_history(self.history_path, record)
+        self.save()
+
+    def _validation_due(self) -> bool:
+        """Tell whether this epoch ends with a validation pass."""
+        config = self.config
+        if config.val_query is None or config.val_gallery is None:
+            return False
+        return self.state.epoch % config.validate_every == 0 or self.state.epoch == config.epochs
+
+    def metadata(self) -> ModelMetadata:
+        """Describe the current inference model."""
+        config = self.config
+        return ModelMetadata(
+            model_id=f"reid-mobilenetv2-{config.input_size[0]}x{config.input_size[1]}-"
+                     f"{weights_digest(self.net.inference_model())}",
+            input_size=tuple(config.input_size),
+            embedding_dim=int(self.net.neck.gamma.shape[0]),
+            training_data=describe_training_data(config, self.data),
+            license="research use only (inherits the training data's terms)"
+                    if "cuhk03" in str(config.data_dir).lower() else "",
+            recipe={**{key: value for key, value in config.to_json().items()
+                        if key not in {"data_dir", "checkpoint_dir", "out_dir", "publish_checkpoint_dir",
+                                       "val_query", "val_gallery", "resume", "progress"}},
+                    "trained_epochs": self.state.epoch, "global_step": self.state.global_step,
+                    "trainable_from_block": BLOCK_NAMES[min(config.frozen_blocks, len(BLOCK_NAMES) - 1)]})
+
+    def validate(self) -> EvaluationReport:
+        """Evaluate the current inference model on the validation folders."""
+        assert self.config.val_query is not None and self.config.val_gallery is not None
+        embedder = KerasEmbedder(self.net.inference_model(), self.metadata(), batch_size=64)
+        return evaluate_folders(embedder, self.config.val_query, self.config.val_gallery,
+                                threshold=0.5, progress=False)
+
+    def export_model(self, report: EvaluationReport | None) -> Path:
+        """Export the inference model to ``out_dir``, with calibrated threshold and figures if validated."""
+        metadata = self.metadata()
+        if report is not None:
+            metadata.validation["epoch"] = self.state.epoch
+        out_dir = export(self.net.inference_model(), Path(self.config.out_dir), metadata)
+        if report is not None:
+            store_calibration(out_dir, calibrate(report, self.config.target_fmr), report)
+        return out_dir
+
+    def _bar(self, total: int, description: str, initial: int = 0) -> tqdm:
+        """Return a progress bar on stderr (updated at most every 10 s when not a terminal)."""
+        return tqdm(total=total, initial=initial, desc=description, unit="step", file=sys.stderr,
+                    disable=not self.config.progress, dynamic_ncols=True,
+                    mininterval=0.5 if sys.stderr.isatty() else 10.0)
+
+    @staticmethod
+    def _advance(bar: tqdm, losses: dict[str, tf.Tensor], images: int, learning_rate: object) -> None:
+        """Step ``bar`` and show the losses, the learning rate and images/s."""
+        bar.update(1)
+        rate = bar.format_dict.get("rate") or 0.0
+        bar.set_postfix({**{name: f"{float(value):.3f}" for name, value in losses.items()},
+                         "lr": f"{float(np.asarray(learning_rate)):.2e}",
+                         "img/s": f"{rate * images:.1f}"}, refresh=False)
+
+
+def train(config: TrainConfig, data: TrainingSet | None = None) -> LoopState:
+    """Train per ``config`` (see ``Trainer``) and return the final loop state."""
+    return Trainer(config, data).run()
+
+

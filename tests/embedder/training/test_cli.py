@@ -1,0 +1,44 @@
+"""The ``train`` command's help and its refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+
+from web.commands.train import register, train_command
+
+
+def test_help_names_the_options() -> None:
+    result = CliRunner().invoke(train_command, ["--help"])
+    assert result.exit_code == 0
+    for option in ("--out", "--checkpoint-dir", "--epochs", "--recipe", "--input-size",
+                   "--val-query", "--val-gallery", "--resume / --no-resume", "--seed"):
+        assert option in result.output
+
+
+def test_missing_data_dir_fails_with_a_message(tmp_path: Path) -> None:
+    result = CliRunner().invoke(train_command, [str(tmp_path / "nowhere")])
+    assert result.exit_code != 0
+    assert "is not a directory" in result.output
+
+
+def test_empty_data_dir_fails_with_a_message(tmp_path: Path) -> None:
+    result = CliRunner().invoke(train_command, [str(tmp_path), "--checkpoint-dir", str(tmp_path / "c"),
+                                                "--max-steps", "0"])
+    assert result.exit_code == 1
+    assert "holds no <person>/<image> files" in result.output
+
+
+def test_bad_input_size_and_half_validation_are_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(train_command, [str(tmp_path), "--input-size", "256by128"])
+    assert result.exit_code == 2 and "HEIGHTxWIDTH" in result.output
+    result = CliRunner().invoke(train_command, [str(tmp_path), "--val-query", str(tmp_path)])
+    assert result.exit_code == 2 and "--val-gallery" in result.output
+
+
+def test_register_adds_the_command_to_a_group() -> None:
+    group = click.Group("reid")
+    register(group)
+    assert group.get_command(click.Context(group), "train") is train_command
