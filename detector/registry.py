@@ -8,6 +8,7 @@ from typing import Any
 from detector.base import Detector
 from detector.ssdlite import SSDLitePersonDetector
 from detector.whole_image import WholeImageDetector
+from embedder.registry import factory_at
 
 DEFAULT_DETECTOR = "ssdlite"
 
@@ -18,7 +19,7 @@ DETECTORS: dict[str, Callable[..., Detector]] = {
 
 
 def build_detector(name: str = DEFAULT_DETECTOR, **kwargs: Any) -> Detector:
-    """Build an unloaded detector by name.
+    """Build an unloaded detector by name, or from a ``module:factory`` path (plug-ins, tests).
 
     Args:
         name: one of ``DETECTORS``: "ssdlite" (person detector) or "none" (whole image).
@@ -30,9 +31,7 @@ def build_detector(name: str = DEFAULT_DETECTOR, **kwargs: Any) -> Detector:
     Raises:
         KeyError: ``name`` is unknown; the message lists the known names.
     """
-    try:
-        factory = DETECTORS[name]
-    except KeyError:
-        known = ", ".join(sorted(DETECTORS))
-        raise KeyError(f"unknown detector {name!r}; known: {known}") from None
+    factory = DETECTORS.get(name) or factory_at(name)
+    if factory is None:
+        raise KeyError(f"unknown detector {name!r}; known: {', '.join(sorted(DETECTORS))}")
     return factory(**kwargs)

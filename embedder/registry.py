@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from embedder.base import Embedder
 
+_FACTORY_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "reid-mobilenetv2"
 
 
@@ -23,6 +27,14 @@ def _reid_model(model_dir: Path, **kwargs: object) -> Embedder:
 
 
 _FACTORIES: dict[str, Callable[..., Embedder]] = {"imagenet-mobilenetv2": _imagenet}
+
+
+def factory_at(spec: str) -> Callable[..., Any] | None:
+    """Return the callable a ``module:attribute`` spec names (a plug-in's factory), else None."""
+    if not _FACTORY_PATH.fullmatch(spec):
+        return None
+    module, attribute = spec.split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def register_embedder(name: str, factory: Callable[..., Embedder]) -> None:
@@ -43,13 +55,16 @@ def default_embedder_spec() -> str:
 
 
 def build_embedder(spec: str, **kwargs: object) -> Embedder:
-    """Build the embedder named ``spec``, or load the model directory at path ``spec``.
+    """Build the embedder named ``spec``: a registered name, a model directory, or ``module:factory``.
 
     Raises:
-        KeyError: ``spec`` is neither a known name nor a model directory; lists the names.
+        KeyError: ``spec`` is none of these; the message lists the names.
     """
     if spec in _FACTORIES:
         return _FACTORIES[spec](**kwargs)
+    factory = factory_at(spec)
+    if factory is not None:
+        return factory(**kwargs)
     path = Path(spec)
     if (path / "model.keras").is_file():
         return _reid_model(path, **kwargs)

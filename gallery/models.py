@@ -23,10 +23,30 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value} given; use a timezone-aware one")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 class Base(DeclarativeBase):
     """Declarative base whose metadata names constraints predictably (for Alembic)."""
 
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime}
 
 
 class Person(Base):
@@ -37,7 +57,7 @@ class Person(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
     notes: Mapped[str] = mapped_column(sa.Text, default="")
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     images: Mapped[list[Image]] = relationship(
         back_populates="person", cascade="all, delete-orphan", passive_deletes=True,
@@ -60,7 +80,7 @@ class Image(Base):
     height: Mapped[int]
     byte_size: Mapped[int]
     stored_path: Mapped[str] = mapped_column(sa.String(300))
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     person: Mapped[Person] = relationship(back_populates="images")
     embeddings: Mapped[list[Embedding]] = relationship(
@@ -103,13 +123,13 @@ class Video(Base):
     sha256: Mapped[str] = mapped_column(sa.String(64))
     model_id: Mapped[str] = mapped_column(sa.String(100))
     settings: Mapped[str] = mapped_column(sa.String(64))
-    recorded_start: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    recorded_start: Mapped[datetime] = mapped_column(index=True)
     fps: Mapped[float]
     frame_count: Mapped[int]
     frames_analysed: Mapped[int]
     duration_s: Mapped[float]
     processing_s: Mapped[float]
-    indexed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    indexed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     sightings: Mapped[list[Sighting]] = relationship(
         back_populates="video", cascade="all, delete-orphan", passive_deletes=True,
@@ -123,8 +143,8 @@ class Sighting(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     video_id: Mapped[int] = mapped_column(sa.ForeignKey("videos.id", ondelete="CASCADE"), index=True)
-    start_time: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
-    end_time: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    start_time: Mapped[datetime] = mapped_column(index=True)
+    end_time: Mapped[datetime] = mapped_column()
     start_frame: Mapped[int]
     end_frame: Mapped[int]
     detections: Mapped[int]
@@ -184,6 +204,6 @@ class SightingMatch(Base):
     sighting_id: Mapped[int] = mapped_column(
         sa.ForeignKey("sightings.id", ondelete="CASCADE"), primary_key=True, index=True)
     score: Mapped[float]
-    matched_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    matched_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     sighting: Mapped[Sighting] = relationship()

@@ -275,6 +275,18 @@ class Gallery:
                 receipt.files += 1
         return receipt
 
+    def link_video(self, session: Session, video_id: int) -> int:
+        """Link the enrolled persons to a newly indexed video's sightings; return the links made."""
+        sighting_ids, vectors = self.sightings.vectors_of(session, video_id)
+        if not sighting_ids or len(self.index(session)) == 0:
+            return 0
+        best: dict[tuple[int, int], float] = {}
+        for sighting_id, person_hits in zip(sighting_ids, self._person_hits(session, vectors, top_k=5)):
+            for person_id, _name, score, _image in person_hits:
+                if score >= self.link_threshold and score > best.get((person_id, sighting_id), -2.0):
+                    best[(person_id, sighting_id)] = score
+        return self.sightings.store_links(session, [(p, s, score) for (p, s), score in best.items()])
+
     # -- searching ---------------------------------------------------------------------------
 
     def search(self, session: Session, image: BGRImage, *, top_k: int, threshold: float) -> SearchResponse:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+import hashlib
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import cv2
@@ -16,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from detector.base import Detection
 from embedder.base import BGRImage
+from footage.analysis import VideoAnalysis
 from gallery.errors import NotFound
 from gallery.image_store import ImageStore
 from gallery.index_sync import sync_index
-from gallery.models import Sighting, SightingCrop, SightingMatch, SightingVector, Video
+from gallery.models import Embedding, Sighting, SightingCrop, SightingMatch, SightingVector, Video
 from gallery.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,73 @@ class Sightings:
         return sync_index(session, index, sa.select(SightingVector.id, SightingVector.vector)
                           .join(Sighting).join(Video).where(Video.model_id == self.model_id))
 
+    def record(self, session: Session, analysis: VideoAnalysis, *, camera: str, sha256: str,
+               recorded_start: datetime) -> Video:
+        """Store a video's sightings, crops and vectors in one transaction, then index the vectors.
+
+        Nothing of the video is visible until the commit; crop files written before a failed
+        commit are removed (or, after a crash, by ``remove_orphan_crops``).
+        """
+        if analysis.embedder_id != self.model_id:
+            raise ValueError(f"the analysis used model {analysis.embedder_id}, the gallery {self.model_id}")
+        index = self.index(session)  # in step with the database before this video's rows exist
+        video = Video(path=analysis.path, camera=camera, sha256=sha256, model_id=analysis.embedder_id,
+                      settings=analysis.settings_fingerprint, recorded_start=recorded_start,
+                      fps=analysis.fps, frame_count=analysis.frame_count,
+                      frames_analysed=analysis.frames_analysed, duration_s=analysis.duration_s,
+                      processing_s=analysis.seconds)
+        written: list[str] = []
+        members: list[tuple[SightingVector, NDArray[np.float32]]] = []
+        try:
+            for track in analysis.tracks:
+                sighting = Sighting(start_time=recorded_start + timedelta(seconds=track.start_s),
+                                    end_time=recorded_start + timedelta(seconds=track.end_s),
+                                    start_frame=track.start_frame, end_frame=track.end_frame,
+                                    detections=track.detections, mean_vector=Embedding.pack(track.embedding))
+                for rank, crop in enumerate(track.best_crops):
+                    digest = hashlib.sha256(crop.jpeg).hexdigest()
+                    if not self.store.path(f"{digest[:2]}/{digest}.jpg").is_file():
+                        written.append(self.store.put(crop.jpeg, digest, ".jpg"))
+                    x, y, w, h = crop.bbox
+                    sighting.crops.append(SightingCrop(
+                        rank=rank, frame=crop.frame, x=x, y=y, w=w, h=h,
+                        detection_score=crop.quality.score, sharpness=crop.quality.sharpness,
+                        quality=crop.quality.quality, stored_path=f"{digest[:2]}/{digest}.jpg"))
+                for member in track.members:
+                    row = SightingVector(frame=member.frame, quality=member.quality.quality,
+                                         vector=Embedding.pack(member.embedding))
+                    sighting.vectors.append(row)
+                    members.append((row, member.embedding))
+                video.sightings.append(sighting)
+            session.add(video)
+            session.commit()
+        except Exception:
+            session.rollback()
+            for path in written:
+                self.store.remove(path)
+            raise
+        if members:
+            index.add(np.array([row.id for row, _ in members], dtype=np.int64),
+                                    np.stack([vector for _, vector in members]).astype(np.float32))
+        return video
+
+    def remove_orphan_crops(self, session: Session) -> int:
+        """Delete crop files no row refers to (left by a run killed before its commit)."""
+        referenced = set(session.scalars(sa.select(SightingCrop.stored_path)).all())
+        orphans = [p for p in self.store.root.glob("*/*.jpg")
+                   if f"{p.parent.name}/{p.name}" not in referenced]
+        for path in orphans:
+            path.unlink(missing_ok=True)
+        return len(orphans)
+
+    def vectors_of(self, session: Session, video_id: int) -> tuple[list[int], NDArray[np.float32]]:
+        """Return the sighting id of each member vector of a video, and the vectors (N, D)."""
+        rows = session.execute(sa.select(SightingVector.sighting_id, SightingVector.vector)
+                               .join(Sighting).where(Sighting.video_id == video_id)).all()
+        vectors = (np.stack([np.frombuffer(r.vector, "<f4") for r in rows]).astype(np.float32)
+                   if rows else np.zeros((0, self.dim), np.float32))
+        return [r.sighting_id for r in rows], vectors
+
     def search(self, session: Session, vectors: NDArray[np.float32], threshold: float,
                limit: int = 20) -> list[list[SightingHit]]:
         """Return, per query vector (Q, D), the sightings scoring at least ``threshold``, best first.
@@ -96,7 +165,7 @@ class Sightings:
         scores, ids = index.search(vectors, min(len(index), max(8 * limit, 256)))
         found = {int(i) for i in ids.ravel() if i >= 0}
         owner = dict(session.execute(sa.select(SightingVector.id, SightingVector.sighting_id)
-                                     .where(SightingVector.id.in_(found))).tuples().all())
+                                     .where(SightingVector.id.in_(found))).all())
         best_per_query = []
         for row_scores, row_ids in zip(scores.tolist(), ids.tolist()):
             best: dict[int, float] = {}
@@ -111,9 +180,9 @@ class Sightings:
         if not scored:
             return []
         rows = {s.id: (s, v, c) for s, v, c in session.execute(
-            sa.select(Sighting, Video, SightingCrop).join(Video)
+            sa.select(Sighting, Video, SightingCrop).select_from(Sighting).join(Video)
             .join(SightingCrop, sa.and_(SightingCrop.sighting_id == Sighting.id, SightingCrop.rank == 0))
-            .where(Sighting.id.in_([sid for sid, _ in scored]))).tuples()}
+            .where(Sighting.id.in_([sid for sid, _ in scored])))}
         return [SightingHit(sighting_id=sid, camera=video.camera, video=video.path,
                             start=sighting.start_time, end=sighting.end_time, frame=crop.frame,
                             bbox=crop.bbox(), score=score, crop_id=crop.id)
@@ -137,7 +206,7 @@ class Sightings:
         Raises:
             NotFound: unknown sighting, or its video file can no longer be read.
         """
-        row = session.execute(sa.select(SightingCrop, Video.path).join(Sighting).join(Video)
+        row = session.execute(sa.select(SightingCrop, Video.path).select_from(SightingCrop).join(Sighting).join(Video)
                               .where(Sighting.id == sighting_id, SightingCrop.rank == 0)).first()
         if row is None:
             raise NotFound(f"no sighting has id {sighting_id}")
@@ -160,9 +229,9 @@ class Sightings:
         for per_image in hits:
             for hit in per_image:
                 best[hit.sighting_id] = max(best.get(hit.sighting_id, -2.0), hit.score)
-        return self._store_links(session, [(person_id, sid, score) for sid, score in best.items()])
+        return self.store_links(session, [(person_id, sid, score) for sid, score in best.items()])
 
-    def _store_links(self, session: Session, links: list[tuple[int, int, float]]) -> int:
+    def store_links(self, session: Session, links: list[tuple[int, int, float]]) -> int:
         """Insert or raise (person, sighting, score) links; commit; return how many are new."""
         new = 0
         for person_id, sighting_id, score in links:
@@ -185,6 +254,7 @@ class Sightings:
 
     def purge(self, session: Session, recorded_before: datetime) -> PurgeReceipt:
         """Delete videos recorded before ``recorded_before`` with their sightings, vectors and crops."""
+        index = self.index(session)
         videos = session.scalars(sa.select(Video).where(Video.recorded_start < recorded_before)).all()
         video_ids = [v.id for v in videos]
         receipt = PurgeReceipt(videos=len(videos))
@@ -198,7 +268,7 @@ class Sightings:
         for video in videos:
             session.delete(video)
         session.commit()
-        self.index(session).remove(np.array(vector_ids, dtype=np.int64))
+        index.remove(np.array(vector_ids, dtype=np.int64))
         still_used = set(session.scalars(sa.select(SightingCrop.stored_path)
                                          .where(SightingCrop.stored_path.in_(paths))).all())
         receipt.sightings, receipt.vectors = len(sighting_ids), len(vector_ids)

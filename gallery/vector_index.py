@@ -131,6 +131,8 @@ class VectorIndex:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if ids.shape != (len(vectors),):
             raise ValueError(f"need one id per vector: {ids.shape} ids for {len(vectors)} vectors")
+        if len(np.unique(ids)) != len(ids) or np.isin(ids, self.ids()).any():
+            raise ValueError("ids must be new and distinct: the index already holds some of them")
         if len(ids):
             self._index.add_with_ids(vectors, ids)
 

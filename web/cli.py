@@ -17,6 +17,7 @@ from gallery.service import SearchResponse
 from gallery.uploads import Upload, check_image
 from web import create_app
 from web.commands import evaluate as evaluate_commands
+from web.commands import footage as footage_commands
 from web.commands import train as train_commands
 from web.state import DatabaseNotReady, db_session, reid
 
@@ -204,6 +205,7 @@ def persons(as_json: bool) -> None:
 
 evaluate_commands.register(cli)
 train_commands.register(cli)
+footage_commands.register(cli)
 
 
 def main() -> None:

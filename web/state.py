@@ -46,11 +46,16 @@ class ReidState:
                 f"{current or 'none'}, the code needs {head}: run `reid db upgrade`")
 
     @property
+    def embedder_spec(self) -> str:
+        """Return the configured embedder's name or model directory."""
+        return self.config["EMBEDDER"] or default_embedder_spec()
+
+    @property
     def embedder(self) -> Embedder:
         """Return the configured embedder (weights load lazily, on first use)."""
         with self._lock:
             if self._embedder is None:
-                self._embedder = build_embedder(self.config["EMBEDDER"] or default_embedder_spec())
+                self._embedder = build_embedder(self.embedder_spec)
             return self._embedder
 
     @property

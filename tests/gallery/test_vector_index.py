@@ -39,6 +39,16 @@ def test_save_load_and_remove(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_ids_already_held_are_refused(tmp_path: Path) -> None:
+    index = VectorIndex(tmp_path, "gallery", "m", 4)
+    index.add(np.array([1, 2]), unit_vectors(2, 4, 6))
+    with pytest.raises(ValueError, match="already holds"):
+        index.add(np.array([2, 3]), unit_vectors(2, 4, 7))
+    with pytest.raises(ValueError, match="distinct"):
+        index.add(np.array([5, 5]), unit_vectors(2, 4, 8))
+    assert sorted(index.ids().tolist()) == [1, 2]
+
+
 def test_k_larger_than_size_and_empty_index(tmp_path: Path) -> None:
     index = VectorIndex(tmp_path, "gallery", "m", 4)
     scores, ids = index.search(unit_vectors(2, 4, 3), 5)

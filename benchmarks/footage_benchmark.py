@@ -1,0 +1,255 @@
+"""Measure footage indexing on the recordings with ground truth: detection, tracks and speed.
+
+Usage: python -m benchmarks.footage_benchmark [--data DIR] [--out FILE.json] [--runs N]
+       [--set NAME=VALUE ...]
+(defaults: ../shared/data beside the project, bench-results/footage.json in it, 3 runs;
+``--set`` overrides a ``FootageSettings`` field, e.g. ``--set analysis_fps=3``).
+
+Definitions, per video:
+- Detection: on every sampled frame (analysed, or skipped as static), the kept crops are
+  matched to the ground truth greedily by score at IoU >= 0.5; persons shorter than 50 px
+  are not counted (``detector.evaluation.match_frame``). Recall = TP / (TP + FN),
+  precision = TP / (TP + FP); also given at IoU >= 0.3, which forgives loose boxes.
+- A kept detection's identity: the ground-truth box of its frame it matches in that same
+  greedy matching (any height), else none.
+- A track's identity is the majority identity of its labelled detections. The track *mixes*
+  identities when that majority is under 80% of its labelled detections, and is *unmatched*
+  when none of its detections is labelled.
+- An identity is *found* when it is the majority identity of a track, and *split* when it
+  is the majority identity of two or more tracks (a person leaving the view and coming back
+  is split too). *Visible* identities have a box >= 50 px tall in some sampled frame.
+- Real-time factor: video duration / analysis wall time, with the models loaded and warmed
+  up; the median of ``--runs`` runs.
+
+Add figures (e.g. footage search) by appending a function (analysis, truth) -> dict to
+``FIGURES``; its result is printed and stored under its name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from detector.base import Detection
+from detector.evaluation import Box, MatchCounts, iou_matrix, match_frame
+from detector.registry import DEFAULT_DETECTOR, build_detector
+from embedder.registry import build_embedder, default_embedder_spec
+from footage.analysis import Observation, VideoAnalysis, analyse_video
+from footage.sampling import sample_indices
+from footage.settings import FootageSettings
+
+PROJECT = Path(__file__).resolve().parents[1]
+VIDEOS = (("pets09-s2l1.avi", "pets09-s2l1.gt.txt"), ("tud-campus.mp4", "tud-campus.gt.txt"))
+MIN_HEIGHT = 50.0
+IOU = 0.5
+LOOSE_IOU = 0.3
+MIX_SHARE = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class GroundTruth:
+    """MOT ground truth by frame index from 0: (identity, (x, y, w, h)) pairs."""
+
+    boxes: dict[int, list[tuple[int, Box]]]
+    sampled: list[int]  # the frame indices the analysis sampled
+
+
+Figures = Callable[[VideoAnalysis, GroundTruth], dict[str, Any]]
+
+
+def read_mot_identities(path: Path) -> dict[int, list[tuple[int, Box]]]:
+    """Read MOT lines ``frame,id,x,y,w,h,...`` into frame index (from 0) to (id, box) pairs."""
+    boxes: dict[int, list[tuple[int, Box]]] = defaultdict(list)
+    for line in path.read_text().splitlines():
+        if line.strip():
+            fields = line.split(",")
+            x, y, w, h = (float(v) for v in fields[2:6])
+            boxes[int(float(fields[0])) - 1].append((int(float(fields[1])), (x, y, w, h)))
+    return dict(boxes)
+
+
+def by_frame(analysis: VideoAnalysis) -> dict[int, list[int]]:
+    """Return frame index to the indices of its observations."""
+    frames: dict[int, list[int]] = defaultdict(list)
+    for i, observation in enumerate(analysis.observations):
+        frames[observation.frame].append(i)
+    return frames
+
+
+def _detection(observation: Observation) -> Detection:
+    """Turn an observation back into a detection."""
+    return Detection(*observation.bbox, observation.quality.score)
+
+
+def detection_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, Any]:
+    """Score the kept crops of every sampled frame against the ground truth.
+
+    Besides the figures at IoU 0.5, recall and precision at ``LOOSE_IOU`` tell boxes that
+    are merely loose (small persons) from boxes where there is nobody.
+    """
+    frames = by_frame(analysis)
+    totals = {IOU: MatchCounts(), LOOSE_IOU: MatchCounts()}
+    for index in truth.sampled:
+        found = [_detection(analysis.observations[i]) for i in frames.get(index, [])]
+        boxes = [box for _, box in truth.boxes.get(index, [])]
+        for iou in totals:
+            totals[iou] += match_frame(found, boxes, iou_threshold=iou, min_height=MIN_HEIGHT)
+    total, loose = totals[IOU], totals[LOOSE_IOU]
+    return {"recall": round(total.recall, 4), "precision": round(total.precision, 4),
+            "true_positives": total.true_positives, "false_positives": total.false_positives,
+            "false_negatives": total.false_negatives,
+            f"recall_at_iou_{LOOSE_IOU}": round(loose.recall, 4),
+            f"precision_at_iou_{LOOSE_IOU}": round(loose.precision, 4)}
+
+
+def identities(analysis: VideoAnalysis, truth: GroundTruth) -> list[int | None]:
+    """Label each observation with the identity of the truth box it matches, if any."""
+    labels: list[int | None] = [None] * len(analysis.observations)
+    for index, members in by_frame(analysis).items():
+        people = truth.boxes.get(index, [])
+        if not people:
+            continue
+        ordered = sorted(members, key=lambda i: -analysis.observations[i].quality.score)
+        ious = iou_matrix(np.array([analysis.observations[i].bbox for i in ordered]),
+                          np.array([box for _, box in people]))
+        taken = np.zeros(len(people), dtype=bool)
+        for i, row in zip(ordered, ious):
+            candidates = np.where(taken, -1.0, row)
+            best = int(np.argmax(candidates))
+            if candidates[best] >= IOU:
+                taken[best] = True
+                labels[i] = people[best][0]
+    return labels
+
+
+def track_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, Any]:
+    """Count identities split over tracks and tracks mixing identities."""
+    per_track: list[Counter[int]] = [Counter() for _ in analysis.tracks]
+    for observation, label in zip(analysis.observations, identities(analysis, truth)):
+        if observation.track >= 0 and label is not None:
+            per_track[observation.track][label] += 1
+    majority = [counts.most_common(1)[0] if counts else None for counts in per_track]
+    mixed = sum(1 for counts, top in zip(per_track, majority)
+                if top is not None and top[1] < MIX_SHARE * sum(counts.values()))
+    tracks_per_identity = Counter(top[0] for top in majority if top is not None)
+    visible = {person for index in truth.sampled for person, box in truth.boxes.get(index, [])
+               if box[3] >= MIN_HEIGHT}
+    return {"tracks": len(analysis.tracks), "tracks_dropped_short": analysis.tracks_dropped_short,
+            "identities_visible": len(visible), "identities_found": len(tracks_per_identity),
+            "identities_split": sum(1 for n in tracks_per_identity.values() if n >= 2),
+            "tracks_per_found_identity": round(
+                len(analysis.tracks) / max(1, len(tracks_per_identity)), 2),
+            "tracks_mixed": mixed, "tracks_unmatched": sum(t is None for t in majority)}
+
+
+FIGURES: dict[str, Figures] = {"detection": detection_figures, "tracks": track_figures}
+
+
+def parse_args() -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=PROJECT.parent / "shared" / "data")
+    parser.add_argument("--out", type=Path, default=PROJECT / "bench-results" / "footage.json")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs; the median is kept")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="NAME=VALUE", help="override a FootageSettings field")
+    return parser.parse_args()
+
+
+def settings_from(overrides: list[str]) -> FootageSettings:
+    """Build settings from the defaults and ``NAME=VALUE`` overrides.
+
+    Raises:
+        SystemExit: an override is malformed or names no field.
+    """
+    defaults = FootageSettings()
+    names = {f.name for f in dataclasses.fields(FootageSettings)}
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        name, _, value = item.partition("=")
+        if name not in names or not value:
+            raise SystemExit(f"--set expects NAME=VALUE with NAME one of {sorted(names)}, "
+                             f"got {item!r}")
+        changes[name] = type(getattr(defaults, name))(value)
+    return dataclasses.replace(defaults, **changes)
+
+
+def main() -> None:
+    """Run the benchmark, print a table and write the figures as JSON."""
+    args = parse_args()
+    footage = args.data / "footage"
+    if not footage.is_dir():
+        raise SystemExit(f"no footage at {footage}: nothing to measure")
+    settings = settings_from(args.overrides)
+    detector = build_detector(DEFAULT_DETECTOR)
+    embedder = build_embedder(default_embedder_spec())
+    detector.detect(np.zeros((360, 480, 3), dtype=np.uint8))  # load and warm up both models
+    embedder.embed([np.zeros((128, 64, 3), dtype=np.uint8)])
+    rows = []
+    for video, truth_file in VIDEOS:
+        runs = [analyse_video(footage / video, settings, detector, embedder)
+                for _ in range(args.runs)]
+        analysis = runs[0]
+        truth = GroundTruth(read_mot_identities(footage / truth_file),
+                            sample_indices(analysis.fps, settings.analysis_fps,
+                                           analysis.frames_read))
+        row: dict[str, Any] = {
+            "video": video, "duration_s": round(analysis.duration_s, 2),
+            "frames": analysis.frames_read, "fps": analysis.fps,
+            "frames_analysed": analysis.frames_analysed, "frames_static": analysis.frames_static,
+            "detections": analysis.detections, "crops_kept": analysis.crops_kept,
+            "crops_dropped": analysis.crops_dropped,
+            "realtime_factor": round(statistics.median(r.realtime_factor for r in runs), 2),
+            "seconds_runs": [round(r.seconds, 3) for r in runs],
+        }
+        row.update({name: figures(analysis, truth) for name, figures in FIGURES.items()})
+        rows.append(row)
+    print_table(rows)
+    results = {
+        "detector": detector.model_id, "embedder": embedder.model_id,
+        "settings": dataclasses.asdict(settings), "fingerprint": settings.fingerprint(),
+        "environment": {"opencv": cv2.__version__, "cpus": os.cpu_count(),
+                        "machine": platform.machine(),
+                        "load_average_1m": round(os.getloadavg()[0], 2),
+                        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+        "definitions": {"min_height": MIN_HEIGHT, "iou": IOU, "loose_iou": LOOSE_IOU,
+                        "mix_share": MIX_SHARE},
+        "videos": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """Print one line of headline figures per video, then any extra figures."""
+    header = (f"{'video':<17}{'frames':>7}{'analysed':>9}{'static':>7}{'recall':>8}"
+              f"{'precision':>10}{'tracks':>7}{'ids':>8}{'split':>6}{'mixed':>6}"
+              f"{'unmatched':>10}{'RTF':>7}")
+    print(header)
+    for row in rows:
+        d, t = row["detection"], row["tracks"]
+        print(f"{row['video']:<17}{row['frames']:>7}{row['frames_analysed']:>9}"
+              f"{row['frames_static']:>7}{d['recall']:>8.3f}{d['precision']:>10.3f}"
+              f"{t['tracks']:>7}{t['identities_found']:>4}/{t['identities_visible']:<3}"
+              f"{t['identities_split']:>6}{t['tracks_mixed']:>6}{t['tracks_unmatched']:>10}"
+              f"{row['realtime_factor']:>6.1f}x")
+        for name in FIGURES.keys() - {"detection", "tracks"}:
+            print(f"  {name}: {row[name]}")
+
+
+if __name__ == "__main__":
+    main()

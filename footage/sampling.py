@@ -1,0 +1,107 @@
+"""Reading videos with OpenCV and choosing which frames to analyse."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+
+from embedder.base import BGRImage
+
+
+class VideoError(ValueError):
+    """A file OpenCV cannot read as a video; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    """What the container says about a video; ``frame_count`` may be 0 when unknown."""
+
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+
+
+def probe_video(path: Path) -> VideoInfo:
+    """Read a video's frame rate, frame count and size without decoding it.
+
+    Raises:
+        VideoError: OpenCV cannot open the file or it reports no usable frame rate.
+    """
+    capture = _open(path)
+    try:
+        info = VideoInfo(fps=float(capture.get(cv2.CAP_PROP_FPS)),
+                         frame_count=max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))),
+                         width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                         height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    finally:
+        capture.release()
+    if not (math.isfinite(info.fps) and info.fps > 0):
+        raise VideoError(f"{path}: OpenCV reports no usable frame rate ({info.fps})")
+    return info
+
+
+def _open(path: Path) -> cv2.VideoCapture:
+    """Open a video for reading.
+
+    Raises:
+        VideoError: OpenCV cannot open it.
+    """
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise VideoError(f"{path}: OpenCV cannot open this file as a video")
+    return capture
+
+
+def sample_step(fps: float, analysis_fps: float) -> float:
+    """Return the spacing in frames between analysed frames, at least 1."""
+    return max(1.0, fps / analysis_fps)
+
+
+def sample_indices(fps: float, analysis_fps: float, frame_count: int) -> list[int]:
+    """List the frames to analyse: ``floor(k * step + 0.5)`` for k = 0, 1, ... below the count.
+
+    Evenly spaced and deterministic: ``step = fps / analysis_fps`` (every frame when the
+    video has no more than ``analysis_fps`` frames per second).
+    """
+    step = sample_step(fps, analysis_fps)
+    indices = []
+    k = 0
+    while (index := math.floor(k * step + 0.5)) < frame_count:
+        indices.append(index)
+        k += 1
+    return indices
+
+
+def read_frames(path: Path, fps: float,
+                analysis_fps: float) -> Iterator[tuple[int, BGRImage | None]]:
+    """Yield ``(index, frame)`` for every frame, the image only for those ``sample_indices`` picks.
+
+    Frames in between are only grabbed, not converted (codecs with inter-frame compression
+    still decode them). Reading stops at the first frame that fails, so the count in the
+    container is never trusted; the caller counts frames from the indices.
+
+    Raises:
+        VideoError: OpenCV cannot open the file.
+    """
+    step = sample_step(fps, analysis_fps)
+    capture = _open(path)
+    try:
+        index = k = 0
+        while capture.grab():
+            if index == math.floor(k * step + 0.5):
+                k += 1
+                ok, frame = capture.retrieve()
+                if not ok:
+                    return
+                yield index, frame
+            else:
+                yield index, None
+            index += 1
+    finally:
+        capture.release()
