@@ -21,14 +21,23 @@ Definitions, per video:
 - Real-time factor: video duration / analysis wall time, with the models loaded and warmed
   up; the median of ``--runs`` runs.
 
-Add figures (e.g. footage search) by appending a function (analysis, truth) -> dict to
-``FIGURES``; its result is printed and stored under its name.
+- Footage search, per ground-truth identity: the query is its box in the first frame where
+  it is at least 50 px tall and wholly inside the frame. The analysis is stored in a
+  temporary gallery (SQLite + FAISS, as ``reid index-footage`` stores it) and searched with
+  ``Gallery.search`` at the model's calibrated threshold. Recall is the fraction of the
+  identity's ground-truth frames inside the returned sightings' frame ranges; precision is
+  the fraction of returned sightings whose track's majority identity is the query's.
+  Averages are over identities (precision over identities with at least one sighting).
+
+Add figures by appending a function (analysis, truth) -> dict to ``FIGURES``; its result is
+printed and stored under its name.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -43,9 +52,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.base import Detection
+from detector.base import Detection, Detector
 from detector.evaluation import Box, MatchCounts, iou_matrix, match_frame
 from detector.registry import DEFAULT_DETECTOR, build_detector
+from embedder.base import Embedder
 from embedder.registry import build_embedder, default_embedder_spec
 from footage.analysis import Observation, VideoAnalysis, analyse_video
 from footage.sampling import sample_indices
@@ -135,12 +145,18 @@ def identities(analysis: VideoAnalysis, truth: GroundTruth) -> list[int | None]:
     return labels
 
 
-def track_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, Any]:
-    """Count identities split over tracks and tracks mixing identities."""
+def track_label_counts(analysis: VideoAnalysis, truth: GroundTruth) -> list[Counter[int]]:
+    """Count, per track, the identities of its labelled detections."""
     per_track: list[Counter[int]] = [Counter() for _ in analysis.tracks]
     for observation, label in zip(analysis.observations, identities(analysis, truth)):
         if observation.track >= 0 and label is not None:
             per_track[observation.track][label] += 1
+    return per_track
+
+
+def track_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, Any]:
+    """Count identities split over tracks and tracks mixing identities."""
+    per_track = track_label_counts(analysis, truth)
     majority = [counts.most_common(1)[0] if counts else None for counts in per_track]
     mixed = sum(1 for counts, top in zip(per_track, majority)
                 if top is not None and top[1] < MIX_SHARE * sum(counts.values()))
@@ -155,7 +171,71 @@ def track_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, Any]
             "tracks_mixed": mixed, "tracks_unmatched": sum(t is None for t in majority)}
 
 
-FIGURES: dict[str, Figures] = {"detection": detection_figures, "tracks": track_figures}
+def track_identities(analysis: VideoAnalysis, truth: GroundTruth) -> list[int | None]:
+    """Return each track's majority identity (None when none of its detections is labelled)."""
+    return [counts.most_common(1)[0][0] if counts else None
+            for counts in track_label_counts(analysis, truth)]
+
+
+def search_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, Any]:
+    """Store the analysis in a temporary gallery and search it with one crop per identity."""
+    import tempfile
+    from datetime import datetime, timezone
+
+    from detector.whole_image import WholeImageDetector
+    from footage.discovery import content_hash
+    from gallery.db import make_engine, make_session_factory, sqlite_url
+    from gallery.schema import upgrade
+    from gallery.service import Gallery
+
+    detector, embedder = default_models()
+    threshold = float(embedder.metadata.threshold)  # type: ignore[attr-defined]
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    owner = {(t.start_frame, t.end_frame): label
+             for t, label in zip(analysis.tracks, track_identities(analysis, truth))}
+    frames_of: dict[int, set[int]] = defaultdict(set)
+    queries: dict[int, tuple[int, Box]] = {}
+    for index in sorted(truth.boxes):
+        for person, (x, y, w, h) in truth.boxes[index]:
+            frames_of[person].add(index)
+            inside = x >= 0 and y >= 0 and x + w <= analysis.width and y + h <= analysis.height
+            if person not in queries and h >= MIN_HEIGHT and inside:
+                queries[person] = (index, (x, y, w, h))
+    capture = cv2.VideoCapture(analysis.path)
+    recalls, precisions, returned = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        url = sqlite_url(Path(tmp) / "bench.db")
+        upgrade(url)
+        engine = make_engine(url)
+        gallery = Gallery(Path(tmp), embedder, WholeImageDetector(), link_threshold=threshold,
+                          sightings_per_query=100)
+        with make_session_factory(engine)() as session:
+            gallery.sightings.record(session, analysis, camera="bench",
+                                     sha256=content_hash(Path(analysis.path)), recorded_start=start)
+            for person, (index, (x, y, w, h)) in sorted(queries.items()):
+                capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+                ok, frame = capture.read()
+                assert ok, f"cannot read frame {index} of {analysis.path}"
+                crop = frame[int(y):int(y + h), int(x):int(x + w)]
+                hits = gallery.search(session, crop, top_k=1, threshold=threshold).results[0].sightings
+                spans = [(round((hit.start - start).total_seconds() * analysis.fps),
+                          round((hit.end - start).total_seconds() * analysis.fps)) for hit in hits]
+                covered = {f for f in frames_of[person] if any(a <= f <= b for a, b in spans)}
+                recalls.append(len(covered) / len(frames_of[person]))
+                returned.append(len(hits))
+                if hits:
+                    precisions.append(sum(owner.get(span) == person for span in spans) / len(hits))
+        engine.dispose()
+    capture.release()
+    return {"threshold": round(threshold, 4), "identities_queried": len(queries),
+            "recall": round(float(np.mean(recalls)), 4) if recalls else None,
+            "precision": round(float(np.mean(precisions)), 4) if precisions else None,
+            "identities_with_sightings": len(precisions),
+            "sightings_per_query": round(float(np.mean(returned)), 2) if returned else None}
+
+
+FIGURES: dict[str, Figures] = {"detection": detection_figures, "tracks": track_figures,
+                               "search": search_figures}
 
 
 def parse_args() -> argparse.Namespace:
@@ -187,6 +267,12 @@ def settings_from(overrides: list[str]) -> FootageSettings:
     return dataclasses.replace(defaults, **changes)
 
 
+@functools.cache
+def default_models() -> tuple[Detector, Embedder]:
+    """Return the default detector and embedder, loaded once."""
+    return build_detector(DEFAULT_DETECTOR), build_embedder(default_embedder_spec())
+
+
 def main() -> None:
     """Run the benchmark, print a table and write the figures as JSON."""
     args = parse_args()
@@ -194,8 +280,7 @@ def main() -> None:
     if not footage.is_dir():
         raise SystemExit(f"no footage at {footage}: nothing to measure")
     settings = settings_from(args.overrides)
-    detector = build_detector(DEFAULT_DETECTOR)
-    embedder = build_embedder(default_embedder_spec())
+    detector, embedder = default_models()
     detector.detect(np.zeros((360, 480, 3), dtype=np.uint8))  # load and warm up both models
     embedder.embed([np.zeros((128, 64, 3), dtype=np.uint8)])
     rows = []
