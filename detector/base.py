@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import abc
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from embedder.base import BGRImage
+from embedder.lifecycle import LazyModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ class Detection:
         return [self.x, self.y, self.w, self.h]
 
 
-class Detector(abc.ABC):
+class Detector(LazyModel):
     """Finds persons in images; ``load`` is lazy and idempotent.
 
     Subclasses set ``model_id`` (stable, changes whenever the boxes would) and implement
@@ -35,19 +35,6 @@ class Detector(abc.ABC):
     """
 
     model_id: str
-
-    def __init__(self) -> None:
-        self._loaded = False
-        self._load_lock = threading.Lock()
-
-    def load(self) -> None:
-        """Load the model once; later calls return at once."""
-        if self._loaded:
-            return
-        with self._load_lock:
-            if not self._loaded:
-                self._load()
-                self._loaded = True
 
     def detect(self, image: BGRImage, min_score: float = 0.5) -> list[Detection]:
         """Find persons in one image.
@@ -101,10 +88,6 @@ class Detector(abc.ABC):
                        and d.x + d.w <= width and d.y + d.h <= height
                        and d.score >= min_score for d in found), found
         return [sorted(found, key=lambda d: d.score, reverse=True) for found in results]
-
-    @abc.abstractmethod
-    def _load(self) -> None:
-        """Load the model into memory."""
 
     @abc.abstractmethod
     def _detect(self, images: Sequence[BGRImage], min_score: float) -> list[list[Detection]]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import abc
-import threading
 from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
+
+from embedder.lifecycle import LazyModel
 
 BGRImage = NDArray[np.uint8]
 
@@ -21,7 +22,7 @@ def l2_normalize(vectors: NDArray[np.floating], eps: float = 1e-12) -> NDArray[n
     return vectors / np.maximum(norms, eps)
 
 
-class Embedder(abc.ABC):
+class Embedder(LazyModel):
     """Maps person crops to metric vectors; cosine similarity is their dot product.
 
     Subclasses set ``model_id`` (stable, changes whenever the vectors would) and ``dim``,
@@ -30,19 +31,6 @@ class Embedder(abc.ABC):
 
     model_id: str
     dim: int
-
-    def __init__(self) -> None:
-        self._loaded = False
-        self._load_lock = threading.Lock()
-
-    def load(self) -> None:
-        """Load weights once; later calls return at once."""
-        if self._loaded:
-            return
-        with self._load_lock:
-            if not self._loaded:
-                self._load()
-                self._loaded = True
 
     def embed(self, images: Sequence[BGRImage]) -> NDArray[np.float32]:
         """Embed BGR uint8 images (any sizes) into an (N, dim) float32 array of unit rows.
@@ -60,10 +48,6 @@ class Embedder(abc.ABC):
         vectors = l2_normalize(self._embed(images))
         assert vectors.shape == (len(images), self.dim), vectors.shape
         return vectors
-
-    @abc.abstractmethod
-    def _load(self) -> None:
-        """Load the model into memory."""
 
     @abc.abstractmethod
     def _embed(self, images: Sequence[BGRImage]) -> NDArray[np.floating]:

@@ -3,56 +3,34 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 import keras
-import numpy as np
-import tensorflow as tf
-from numpy.typing import NDArray
 
 from embedder.backbone.mobilenet_v2 import FEATURE_DIM, build_mobilenet_v2
-from embedder.base import BGRImage, Embedder
-from embedder.preprocess import to_model_input
+from embedder.metadata import ModelMetadata
+from embedder.reid_model import KerasEmbedder
 
 log = logging.getLogger(__name__)
 
+METADATA = ModelMetadata(model_id="imagenet-mobilenetv2-256x128", input_size=(256, 128),
+                         embedding_dim=FEATURE_DIM,
+                         training_data="ImageNet-1k classification only; no re-identification training")
 
-class ImageNetEmbedder(Embedder):
+
+class ImageNetEmbedder(KerasEmbedder):
     """Embeds person crops with ImageNet MobileNetV2 features at 256x128; no re-ID training."""
 
-    model_id = "imagenet-mobilenetv2-256x128"
-    dim = FEATURE_DIM
-    input_size = (256, 128)  # (height, width): the usual person aspect ratio
-
     def __init__(self, batch_size: int = 32) -> None:
-        """Set up a lazily loaded embedder.
-
-        Args:
-            batch_size: images per forward pass.
+        """Set up a lazily built embedder.
 
         Raises:
             ValueError: ``batch_size`` is not positive.
         """
-        super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.batch_size = batch_size
-        self._forward: tf.types.experimental.PolymorphicFunction | None = None
+        super().__init__(None, METADATA, batch_size)
 
-    def _load(self) -> None:
-        """Build the backbone with ImageNet weights, add pooling and trace the forward pass."""
+    def _read_model(self) -> keras.Model:
+        """Build the backbone with ImageNet weights and add global average pooling."""
         backbone = build_mobilenet_v2((*self.input_size, 3), weights=True, include_top=False)
         pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)
-        model = keras.Model(backbone.input, pooled, name="imagenet_embedder")
-        spec = tf.TensorSpec((None, *self.input_size, 3), tf.float32)
-        self._forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-        log.info("loaded %s", self.model_id)
-
-    def _embed(self, images: Sequence[BGRImage]) -> NDArray[np.float32]:
-        """Return the raw pooled (N, 1280) features of ``images``, ``batch_size`` at a time."""
-        assert self._forward is not None
-        batches = [
-            self._forward(to_model_input(images[start:start + self.batch_size], self.input_size)).numpy()
-            for start in range(0, len(images), self.batch_size)
-        ]
-        return np.concatenate(batches)
+        log.info("built %s", self.model_id)
+        return keras.Model(backbone.input, pooled, name="imagenet_embedder")
