@@ -207,3 +207,60 @@ class SightingMatch(Base):
     matched_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     sighting: Mapped[Sighting] = relationship()
+
+
+ROLES = ("viewer", "operator", "admin")
+
+
+class ApiKey(Base):
+    """A client's key: only its prefix (to find it) and SHA-256 (to check it) are stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(20))
+    prefix: Mapped[str] = mapped_column(sa.String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class User(Base):
+    """A person who signs in to the pages; the password is stored as a salted slow hash."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(300))
+    role: Mapped[str] = mapped_column(sa.String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled: Mapped[bool] = mapped_column(default=False)
+
+
+class AuditEntry(Base):
+    """One accountable action; the table is append-only (database triggers refuse changes)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    action: Mapped[str] = mapped_column(sa.String(40), index=True)
+    target: Mapped[str | None] = mapped_column(sa.String(100), default=None)
+    details: Mapped[str] = mapped_column(sa.Text, default="{}")
+
+
+class IndexState(Base):
+    """A generation counter per FAISS index, raised in the transaction of every write to it.
+
+    Each process compares it with the generation its in-memory index was synced at, so a
+    write acknowledged by one worker is seen by every other.
+    """
+
+    __tablename__ = "index_state"
+
+    name: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    generation: Mapped[int] = mapped_column(sa.BigInteger, default=0)
