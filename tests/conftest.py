@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
@@ -20,6 +23,8 @@ from web import create_app
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+# A PostgreSQL server where the test role may create databases (.ci/run starts one).
+POSTGRES_URL = os.environ.get("REID_TEST_POSTGRES_URL")
 
 
 class ThumbnailEmbedder(Embedder):
@@ -57,20 +62,38 @@ def jpeg_bytes(image: BGRImage) -> bytes:
     return cv2.imencode(".jpg", image)[1].tobytes()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, or a fresh database on the PostgreSQL test server."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path / "reid.db")
+        return
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL runs need REID_TEST_POSTGRES_URL (.ci/run starts a server)")
+    name = f"reid_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    """A data directory with a migrated SQLite database."""
+def data_dir(tmp_path: Path, database_url: str) -> Path:
+    """A data directory, its database migrated to the newest schema."""
     path = tmp_path / "data"
     path.mkdir()
-    upgrade(sqlite_url(path / "reid.db"))
+    upgrade(database_url)
     return path
 
 
 @pytest.fixture
-def app(data_dir: Path) -> Iterator[Flask]:
+def app(data_dir: Path, database_url: str) -> Iterator[Flask]:
     """The app on the fake embedder, without person detection."""
-    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "EMBEDDER": "test-thumbnail",
-                      "DETECTOR": "none", "MATCH_THRESHOLD": 0.8})
+    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url,
+                      "EMBEDDER": "test-thumbnail", "DETECTOR": "none", "MATCH_THRESHOLD": 0.8})
     yield app
     app.extensions["reid"].engine.dispose()
 
@@ -81,9 +104,10 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def cli_env(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def cli_env(data_dir: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Environment for running ``reid`` commands on the test data dir; returns the data dir."""
     monkeypatch.setenv("REID_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("REID_DATABASE_URL", database_url)
     monkeypatch.setenv("REID_EMBEDDER", "test-thumbnail")
     monkeypatch.setenv("REID_DETECTOR", "none")
     monkeypatch.setenv("REID_MATCH_THRESHOLD", "0.8")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from gallery.db import make_engine, sqlite_url
+from gallery.db import make_engine
 from gallery.models import Base
 from gallery.schema import alembic_config, upgrade
 
@@ -23,14 +21,14 @@ def schema_diff(url: str) -> list:
     return diff
 
 
-def test_migrations_match_the_models(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "m.db")
+def test_migrations_match_the_models(database_url: str) -> None:
+    url = database_url
     upgrade(url)
     assert schema_diff(url) == []
 
 
-def test_downgrade_to_base_and_up_again(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "m.db")
+def test_downgrade_to_base_and_up_again(database_url: str) -> None:
+    url = database_url
     upgrade(url)
     command.downgrade(alembic_config(url), "base")
     engine = make_engine(url)

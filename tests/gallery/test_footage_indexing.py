@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from gallery.db import make_engine, make_session_factory, sqlite_url
+from gallery.db import make_engine, make_session_factory
 from gallery.footage_indexing import index_footage
 from gallery.models import Sighting, SightingCrop, SightingMatch, SightingVector, Video
 from gallery.service import Gallery
@@ -26,8 +26,8 @@ START = datetime(2026, 11, 27, 22, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def sessions(data_dir: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(sqlite_url(data_dir / "reid.db"))
+def sessions(data_dir: Path, database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
     yield make_session_factory(engine)
     engine.dispose()
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from detector.registry import build_detector
-from gallery.db import make_engine, make_session_factory, sqlite_url
+from gallery.db import make_engine, make_session_factory
 from gallery.errors import Conflict, InvalidInput, NotFound
 from gallery.models import Embedding, Image, Person
 from gallery.service import Gallery
@@ -20,8 +20,8 @@ from tests.conftest import ThumbnailEmbedder, jpeg_bytes, person_image
 
 
 @pytest.fixture
-def session(data_dir: Path) -> Iterator[Session]:
-    engine = make_engine(sqlite_url(data_dir / "reid.db"))
+def session(data_dir: Path, database_url: str) -> Iterator[Session]:
+    engine = make_engine(database_url)
     with make_session_factory(engine)() as session:
         yield session
     engine.dispose()

@@ -90,15 +90,15 @@ def tiny_png() -> bytes:
     return cv2.imencode(".png", np.zeros((20, 10, 3), np.uint8))[1].tobytes()
 
 
-BAD_ENROLLS = {
-    "not an image": ({"name": "X", "images": files((b"hello, world", "notes.txt"))}, 400, "not an image"),
-    "truncated jpeg": ({"name": "X", "images": files((jpeg_bytes(person_image(9))[:-200], "cut.jpg"))},
+BAD_ENROLLS = {  # case -> (form factory, status, message); files are fresh per test
+    "not an image": (lambda: {"name": "X", "images": files((b"hello, world", "notes.txt"))}, 400, "not an image"),
+    "truncated jpeg": (lambda: {"name": "X", "images": files((jpeg_bytes(person_image(9))[:-200], "cut.jpg"))},
                        400, "truncated"),
-    "empty upload": ({"name": "X", "images": files((b"", "empty.jpg"))}, 400, "empty"),
-    "no file": ({"name": "X"}, 400, "at least one image"),
-    "missing name": ({"images": files((jpeg_bytes(person_image(9)), "a.jpg"))}, 400, "name is required"),
-    "too small": ({"name": "X", "images": files((tiny_png(), "tiny.png"))}, 400, "too small"),
-    "control characters": ({"name": "a\x00b", "images": files((jpeg_bytes(person_image(9)), "a.jpg"))},
+    "empty upload": (lambda: {"name": "X", "images": files((b"", "empty.jpg"))}, 400, "empty"),
+    "no file": (lambda: {"name": "X"}, 400, "at least one image"),
+    "missing name": (lambda: {"images": files((jpeg_bytes(person_image(9)), "a.jpg"))}, 400, "name is required"),
+    "too small": (lambda: {"name": "X", "images": files((tiny_png(), "tiny.png"))}, 400, "too small"),
+    "control characters": (lambda: {"name": "a\x00b", "images": files((jpeg_bytes(person_image(9)), "a.jpg"))},
                            400, "control characters"),
 }
 
@@ -108,7 +108,7 @@ def test_bad_enroll_is_refused_and_nothing_changes(client: FlaskClient, data_dir
     enroll(client, "Existing", 1)
     before = snapshot(client, data_dir)
     form, status, message = BAD_ENROLLS[case]
-    response = client.post("/api/persons", data=form)
+    response = client.post("/api/persons", data=form())
     assert response.status_code == status
     assert message in response.json["error"]["message"]
     assert response.json["error"]["code"]

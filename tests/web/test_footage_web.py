@@ -19,8 +19,9 @@ ENV = {"REID_DETECTOR": "tests.footage.synthetic:ColourDetector",
 
 
 @pytest.fixture
-def indexed(data_dir: Path, tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key, value in {**ENV, "REID_DATA_DIR": str(data_dir)}.items():
+def indexed(data_dir: Path, database_url: str, tmp_path: Path, runner: CliRunner,
+            monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key, value in {**ENV, "REID_DATA_DIR": str(data_dir), "REID_DATABASE_URL": database_url}.items():
         monkeypatch.setenv(key, value)
     folder = tmp_path / "recordings" / "lobby"
     folder.mkdir(parents=True)
