@@ -8,6 +8,7 @@ Needs Debian's chromium (apt-get install chromium). Uses only scikit-image's sam
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import tempfile
 import threading
@@ -47,8 +48,9 @@ def main() -> None:
         for name, crops in enrolled.items():
             files = [(io.BytesIO(jpeg(c)), f"{i}.jpg") for i, c in enumerate(crops)]
             assert client.post("/api/persons", data={"name": name, "images": files}).status_code == 201
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").get_data(as_text=True))[1]
         html = client.post("/search", data={"image": (io.BytesIO(jpeg(still)), "cctv.jpg"),
-                                            "top_k": "3"}).get_data(as_text=True)
+                                            "top_k": "3", "csrf_token": token}).get_data(as_text=True)
         server = threading.Thread(target=waitress.serve, args=(app,),
                                   kwargs={"host": "127.0.0.1", "port": PORT}, daemon=True)
         server.start()

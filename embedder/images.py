@@ -6,32 +6,58 @@ import cv2
 import numpy as np
 
 from embedder.base import BGRImage
+from embedder.image_header import image_size
 
 
 class ImageError(ValueError):
     """An upload that is not a usable image; the message says why."""
 
 
-def decode_image(data: bytes, *, min_width: int = 1, min_height: int = 1) -> BGRImage:
+def decode_image(data: bytes, *, min_width: int = 1, min_height: int = 1,
+                 max_pixels: int | None = None) -> BGRImage:
     """Decode JPEG/PNG/BMP/WebP bytes into an (H, W, 3) uint8 BGR array.
 
+    Args:
+        max_pixels: with a limit, only JPEG, PNG, BMP, WebP and GIF are accepted, and an image
+            whose header claims more pixels is refused before any pixel is decoded (a
+            decompression bomb); None decodes whatever OpenCV reads.
+
     Raises:
-        ImageError: empty input, bytes that are not a complete image, or an image smaller
-            than ``min_width`` x ``min_height`` pixels.
+        ImageError: empty input, bytes that are not a complete image, an image claiming more
+            than ``max_pixels`` pixels, or one smaller than ``min_width`` x ``min_height``.
     """
     if not data:
         raise ImageError("the file is empty")
     if _is_truncated(data):
         raise ImageError("the image file is truncated")
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if max_pixels is not None:
+        _check_claimed_size(data, max_pixels)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
     if image is None:
         raise ImageError("the file is not an image OpenCV can decode (JPEG, PNG, BMP, WebP)")
     height, width = image.shape[:2]
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageError(f"the image is {width} x {height} pixels, more than the limit of {max_pixels}")
     if width < min_width or height < min_height:
         raise ImageError(
             f"the image is {width}x{height} pixels, too small to hold a person "
             f"(at least {min_width}x{min_height} needed)")
     return image
+
+
+def _check_claimed_size(data: bytes, max_pixels: int) -> None:
+    """Refuse an unknown format, or a header claiming more than ``max_pixels`` pixels."""
+    size = image_size(data)
+    if size is None:
+        raise ImageError("the file is not an image in an accepted format "
+                         "(JPEG, PNG, BMP, WebP, GIF), or its header is damaged")
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageError(f"the image claims {width} x {height} pixels, "
+                         f"more than the limit of {max_pixels}")
 
 
 def _is_truncated(data: bytes) -> bool:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from footage.discovery import camera_name, content_hash, find_videos, recording_start
 from footage.parallel import analyse_videos
 from footage.settings import FootageSettings
+from gallery import audit
 from gallery.models import Video
 from gallery.service import Gallery
 
@@ -68,11 +69,13 @@ class _Source:
 def index_footage(sessions: sessionmaker[Session], gallery: Gallery, paths: list[Path], *,
                   detector_spec: str, embedder_spec: str, settings: FootageSettings,
                   camera: str | None = None, start: datetime | None = None,
-                  workers: int | None = None, show_progress: bool = True) -> IndexingSummary:
+                  workers: int | None = None, show_progress: bool = True,
+                  actor: str = audit.SYSTEM) -> IndexingSummary:
     """Index the videos under ``paths`` that this model has not indexed yet.
 
     Each video is stored in one transaction once it is fully analysed, so an interrupted run
     leaves no half-indexed video and the next run resumes with the videos not yet stored.
+    A completed run is audited with ``actor`` and its counts.
 
     Raises:
         FileNotFoundError, ValueError: a path does not exist or is not a video.
@@ -118,4 +121,10 @@ def index_footage(sessions: sessionmaker[Session], gallery: Gallery, paths: list
         summary.video_seconds += analysis.duration_s
         log.info("indexed %s (camera %s): %d sightings", source.path, source.camera, len(analysis.tracks))
     summary.seconds = time.monotonic() - began
+    with sessions() as session:
+        audit.record(session, actor, "index_footage", model_id=gallery.embedder.model_id,
+                     videos_found=summary.videos_found, videos_indexed=summary.videos_indexed,
+                     videos_skipped=summary.videos_skipped, videos_failed=len(summary.videos_failed),
+                     sightings=summary.tracks, links=summary.matches)
+        session.commit()
     return summary

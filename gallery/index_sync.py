@@ -1,13 +1,20 @@
-"""Making a FAISS index match the database, which is the source of truth."""
+"""Making a FAISS index match the database, which is the source of truth, in every process."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gallery.models import IndexState
 from gallery.vector_index import IdFingerprint, VectorIndex
 
 log = logging.getLogger(__name__)
@@ -37,3 +44,150 @@ def sync_index(session: Session, index: VectorIndex, rows: sa.Select) -> bool:
                if found else np.zeros((0, index.dim), np.float32))
     index.rebuild(id_array, vectors)
     return True
+
+
+def read_generation(session: Session, name: str) -> int:
+    """Return the generation of index ``name`` as committed in the database (0 if it has no row).
+
+    Pending objects in ``session`` are not flushed by this read.
+    """
+    with session.no_autoflush:
+        return int(session.scalar(sa.select(IndexState.generation).where(IndexState.name == name)) or 0)
+
+
+def raise_generation(session: Session, name: str) -> int:
+    """Raise index ``name``'s generation in the session's transaction; return the new value.
+
+    Call it in the transaction that changes the index's content, so both commit together. The
+    UPDATE also takes the row's write lock, which queues the writers of one index until commit.
+    """
+    updated = session.execute(sa.update(IndexState).where(IndexState.name == name)
+                              .values(generation=IndexState.generation + 1)).rowcount
+    if not updated:  # a database created without migration 0003's rows
+        session.add(IndexState(name=name, generation=1))
+        session.flush()
+    return read_generation(session, name)
+
+
+class SharedIndex:
+    """One process's copy of a FAISS index, kept in step with the database and other processes.
+
+    The protocol, for every process that serves or changes the index:
+
+    - each write that changes the index's content raises the index's generation in
+      ``index_state`` in its own transaction (``commit``);
+    - a process remembers the generation its copy reflects and, before each use, compares it
+      with the database's (one tiny SELECT); when they differ it re-syncs: it reads the file
+      if the file holds exactly the database's ids, else rebuilds from the database;
+    - writers hold an exclusive ``flock`` on ``<directory>/<name>.lock`` from before their
+      commit until the file is saved, and re-syncs that may write the file hold it too, so
+      the file is only ever replaced by a process whose copy matches the committed database.
+      A process killed between its commit and its save leaves the file one write behind; the
+      next re-sync finds the ids differ and rebuilds it.
+
+    Thread-safe: threads of one process share the copy; a re-sync replaces it whole.
+    """
+
+    def __init__(self, directory: Path, name: str, model_id: str, dim: int, rows: sa.Select,
+                 prepare: Callable[[Session], object] | None = None) -> None:
+        """Describe the index.
+
+        Args:
+            rows: a select of ``(id, vector bytes)``, the index's content in the database.
+            prepare: called under the lock before each re-sync with a session of its own, e.g.
+                to embed rows that lack a vector; it must raise the generation in each
+                transaction it commits.
+        """
+        self.name = name
+        self.directory = Path(directory)
+        self.lock_path = self.directory / f"{name}.lock"
+        self.model_id = model_id
+        self.dim = dim
+        self._rows = rows
+        self._prepare = prepare
+        # The copy and the generation it reflects (None: re-sync), replaced together.
+        self._copy: tuple[VectorIndex, int | None] | None = None
+        self._lock = threading.RLock()
+        self._depth = 0  # how deeply the thread holding ``_lock`` holds the file lock
+        self._committed: int | None = None
+
+    def current(self, session: Session) -> VectorIndex:
+        """Return the index as of the database's latest committed write, re-syncing if needed."""
+        generation, copy = read_generation(session, self.name), self._copy
+        if copy is not None and copy[1] == generation:
+            return copy[0]
+        with self._held():
+            if self._depth == 1 and not self._in_step(session):
+                self._sync(session)
+            assert self._copy is not None
+            return self._copy[0]  # inside ``writing`` (depth > 1): the copy being changed
+
+    @contextlib.contextmanager
+    def writing(self, session: Session) -> Iterator[VectorIndex]:
+        """Hold the index for a write: in step with the database, other writers kept out.
+
+        Inside, add the rows, ``commit(session)``, then change the index yielded (it saves its
+        file). If anything fails after the commit, the next use re-syncs from the database.
+        """
+        with self._held():
+            if not self._in_step(session):
+                self._sync(session)
+            assert self._copy is not None
+            index, failed = self._copy[0], False
+            self._committed = None
+            try:
+                yield index
+            except BaseException:
+                failed = True
+                raise
+            finally:
+                if self._committed is not None:  # after a failure the copy may lack the change
+                    self._copy = (index, None if failed else self._committed)
+                self._committed = None
+
+    def commit(self, session: Session) -> None:
+        """Raise the generation in the session's transaction and commit it (inside ``writing``)."""
+        assert self._depth, "commit() belongs inside writing()"
+        generation = raise_generation(session, self.name)
+        session.commit()
+        self._committed = generation
+
+    def _sync(self, session: Session) -> bool:
+        """Make a fresh copy match the database (the caller holds the file lock)."""
+        if self._prepare is not None:  # its own session: the caller's pending rows stay pending
+            with Session(session.get_bind(), expire_on_commit=False) as own:
+                self._prepare(own)
+        generation = read_generation(session, self.name)  # before the content: a lower bound
+        for stale in self.directory.glob(f"{self.name}-*.faiss*.tmp"):  # from a killed save
+            stale.unlink(missing_ok=True)
+        index = VectorIndex(self.directory, self.name, self.model_id, self.dim)
+        with session.no_autoflush:
+            rebuilt = sync_index(session, index, self._rows)
+        self._copy = (index, generation)
+        return rebuilt
+
+    def _in_step(self, session: Session) -> bool:
+        return self._copy is not None and self._copy[1] == read_generation(session, self.name)
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[None]:
+        """Hold the thread lock and, outermost, the exclusive lock on the lock file."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._depth = 1
+                try:
+                    yield
+                finally:
+                    self._depth = 0
+            finally:
+                os.close(fd)  # releases the lock

@@ -42,6 +42,11 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+# Primary keys are SQL INTEGER: 32-bit on PostgreSQL. A larger id cannot be stored, so a lookup
+# of one is answered "not found" before the database refuses the literal.
+MAX_ID = 2**31 - 1
+
+
 class Base(DeclarativeBase):
     """Declarative base whose metadata names constraints predictably (for Alembic)."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,13 +13,15 @@ from sqlalchemy.orm import Session, selectinload
 from detector.base import Detection, Detector
 from embedder.base import BGRImage, Embedder
 from embedder.images import decode_image
+from gallery import audit
+from gallery.db import release_erased
 from gallery.errors import Conflict, InvalidInput, NotFound
 from gallery.image_store import ImageStore
-from gallery.models import Embedding, Image, Person
+from gallery.models import MAX_ID, Embedding, Image, Person, SightingMatch
 from gallery.ranking import PersonMatch, best_per_person, decide
 from gallery.sightings import SightingHit, Sightings
 from gallery.uploads import CheckedImage, Upload, check_images, clean_name, clean_notes, safe_filename
-from gallery.index_sync import sync_index
+from gallery.index_sync import SharedIndex, raise_generation, sync_index
 from gallery.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -61,52 +62,57 @@ class SearchResponse:
 
 @dataclass
 class DeletionReceipt:
-    """What a delete removed."""
+    """What a delete removed (for a person: the erasure receipt)."""
 
     persons: int = 0
     images: list[int] = field(default_factory=list)
     vectors: int = 0
     files: int = 0
+    links: int = 0  # links to footage sightings (a person's; an image has none of its own)
 
     def to_dict(self) -> dict:
-        return {"persons": self.persons, "images": self.images,
-                "vectors": self.vectors, "files": self.files}
+        receipt = {"persons": self.persons, "images": self.images,
+                   "vectors": self.vectors, "files": self.files}
+        return {**receipt, "links": self.links} if self.persons else receipt
 
 
 class Gallery:
     """Persons, their images and vectors: the database is the truth, FAISS a rebuildable copy.
 
     Sessions are passed in by the caller, one per request or command. ``link_threshold`` is
-    the score at which enrolled persons are linked to footage sightings.
+    the score at which enrolled persons are linked to footage sightings; ``max_pixels`` is the
+    most pixels an uploaded image's header may claim (None: no limit).
     """
 
     def __init__(self, data_dir: Path, embedder: Embedder, detector: Detector, *,
                  link_threshold: float, min_width: int = 24, min_height: int = 48,
-                 detector_min_score: float = 0.5, sightings_per_query: int = 20) -> None:
+                 detector_min_score: float = 0.5, sightings_per_query: int = 20,
+                 max_pixels: int | None = 40_000_000) -> None:
         self.data_dir = Path(data_dir)
         self.store = ImageStore(self.data_dir / "images")
         self.embedder = embedder
         self.detector = detector
         self.min_width = min_width
         self.min_height = min_height
+        self.max_pixels = max_pixels
         self.detector_min_score = detector_min_score
         self.link_threshold = link_threshold
         self.sightings_per_query = sightings_per_query
         self.sightings = Sightings(self.data_dir, embedder.model_id, embedder.dim)
-        self._index: VectorIndex | None = None
-        self._index_lock = threading.Lock()
+        self._vectors = SharedIndex(
+            self.data_dir / "index", "gallery", embedder.model_id, embedder.dim,
+            sa.select(Embedding.image_id, Embedding.vector).where(Embedding.model_id == embedder.model_id),
+            prepare=self._embed_missing)
 
     # -- the index ---------------------------------------------------------------------------
 
     def index(self, session: Session) -> VectorIndex:
-        """Return the vector index, loading or rebuilding it from the database on first use."""
-        with self._index_lock:
-            if self._index is None:
-                index = VectorIndex(self.data_dir / "index", "gallery",
-                                    self.embedder.model_id, self.embedder.dim)
-                self.sync_index(session, index)
-                self._index = index
-            return self._index
+        """Return the vector index as of the latest committed write of any process.
+
+        On first use, and whenever another process has changed the gallery since (the
+        ``gallery`` generation differs), it is read from its file or rebuilt from the database.
+        """
+        return self._vectors.current(session)
 
     def sync_index(self, session: Session, index: VectorIndex) -> bool:
         """Embed images that lack a vector of this model, then make ``index`` match the database.
@@ -132,7 +138,20 @@ class Gallery:
             for image, vector in zip(batch, self.embedder.embed(images)):
                 session.add(Embedding(image_id=image.id, model_id=model_id,
                                       dim=self.embedder.dim, vector=Embedding.pack(vector)))
+            raise_generation(session, "gallery")
             session.commit()
+
+    def remove_orphan_files(self, session: Session) -> int:
+        """Delete image files no row refers to (left by a process killed before its commit)."""
+        with self._vectors.writing(session):  # no write is between its files and its commit
+            referenced = set(session.scalars(sa.select(Image.stored_path)).all())
+            orphans = [p for p in self.store.root.glob("*/*")
+                       if p.is_file() and f"{p.parent.name}/{p.name}" not in referenced]
+            for path in orphans:
+                path.unlink(missing_ok=True)
+        if orphans:
+            log.info("removed %d image files left by an interrupted write", len(orphans))
+        return len(orphans)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -152,6 +171,8 @@ class Gallery:
         Raises:
             NotFound: no person has that id.
         """
+        if not 0 < person_id <= MAX_ID:
+            raise NotFound(f"no person has id {person_id}")
         person = session.scalar(sa.select(Person).where(Person.id == person_id)
                                 .options(selectinload(Person.images)))
         if person is None:
@@ -164,7 +185,7 @@ class Gallery:
         Raises:
             NotFound: no image has that id.
         """
-        image = session.get(Image, image_id)
+        image = session.get(Image, image_id) if 0 < image_id <= MAX_ID else None
         if image is None:
             raise NotFound(f"no image has id {image_id}")
         return image
@@ -172,7 +193,7 @@ class Gallery:
     # -- writing -----------------------------------------------------------------------------
 
     def enroll(self, session: Session, name: str | None, uploads: list[Upload], *,
-               notes: str | None = None, source: str = "upload") -> Person:
+               notes: str | None = None, source: str = "upload", actor: str = audit.SYSTEM) -> Person:
         """Create a person with their images; nothing is stored if any input is refused.
 
         Raises:
@@ -181,11 +202,11 @@ class Gallery:
         person = Person(name=clean_name(name), notes=clean_notes(notes))
         checked = self._check(uploads)
         session.add(person)
-        self._attach(session, person, checked, source)
+        self._attach(session, person, checked, source, actor=actor, action="enroll")
         return person
 
     def add_images(self, session: Session, person_id: int, uploads: list[Upload], *,
-                   source: str = "upload") -> list[Image]:
+                   source: str = "upload", actor: str = audit.SYSTEM) -> list[Image]:
         """Enroll more images of an existing person.
 
         Raises:
@@ -199,64 +220,88 @@ class Gallery:
             if item.sha256 in known:
                 raise Conflict(f"{safe_filename(item.upload.filename) or 'an image'} "
                                f"is already enrolled for person {person_id}")
-        return self._attach(session, person, checked, source)
+        return self._attach(session, person, checked, source, actor=actor, action="add_images")
 
-    def delete_person(self, session: Session, person_id: int) -> DeletionReceipt:
-        """Delete a person with all their images, files and vectors.
+    def delete_person(self, session: Session, person_id: int, *, actor: str = audit.SYSTEM) -> DeletionReceipt:
+        """Erase a person: their row, images, files, vectors and links to footage sightings.
 
         Raises:
             NotFound: unknown person.
         """
-        person = self.get_person(session, person_id)
-        images = list(person.images)
-        receipt = self._count_vectors(session, images)
-        session.delete(person)
-        session.commit()
-        receipt.persons = 1
-        return self._forget(session, images, receipt)
+        with self._vectors.writing(session):
+            person = self.get_person(session, person_id)
+            images = list(person.images)
+            receipt = self._count_vectors(session, images)
+            receipt.links = int(session.scalar(sa.select(sa.func.count()).select_from(SightingMatch)
+                                               .where(SightingMatch.person_id == person_id)) or 0)
+            session.delete(person)
+            audit.record(session, actor, "delete_person", target=f"person:{person_id}",
+                         image_ids=receipt.images, vectors=receipt.vectors, links=receipt.links)
+            self._vectors.commit(session)
+            receipt.persons = 1
+            self._forget(session, images, receipt)
+        release_erased(session)
+        return receipt
 
-    def delete_image(self, session: Session, image_id: int) -> DeletionReceipt:
+    def delete_image(self, session: Session, image_id: int, *, actor: str = audit.SYSTEM) -> DeletionReceipt:
         """Delete one image with its file and vectors.
 
         Raises:
             NotFound: unknown image.
         """
-        image = self.get_image(session, image_id)
-        receipt = self._count_vectors(session, [image])
-        session.delete(image)
-        session.commit()
-        return self._forget(session, [image], receipt)
+        with self._vectors.writing(session):
+            image = self.get_image(session, image_id)
+            receipt = self._count_vectors(session, [image])
+            session.delete(image)
+            audit.record(session, actor, "delete_image", target=f"image:{image_id}",
+                         person_id=image.person_id, vectors=receipt.vectors)
+            self._vectors.commit(session)
+            return self._forget(session, [image], receipt)
 
     def _check(self, uploads: list[Upload]) -> list[CheckedImage]:
-        return check_images(uploads, min_width=self.min_width, min_height=self.min_height)
+        return check_images(uploads, min_width=self.min_width, min_height=self.min_height,
+                            max_pixels=self.max_pixels)
 
     def _attach(self, session: Session, person: Person, checked: list[CheckedImage],
-                source: str) -> list[Image]:
-        """Store files, rows and vectors in one transaction, then add the vectors to the index."""
-        index = self.index(session)
+                source: str, *, actor: str, action: str) -> list[Image]:
+        """Store files, rows, vectors and the audit entry in one transaction, then index the vectors.
+
+        Files, commit and index change happen under the gallery's write lock, so the index file
+        is saved after the commit by the one process whose copy matches the database.
+        """
         vectors = self.embedder.embed([item.image for item in checked])
         written: list[str] = []
-        try:
-            images = []
-            for item, vector in zip(checked, vectors):
-                existed = self.store.path(f"{item.sha256[:2]}/{item.sha256}{item.extension}").is_file()
-                stored = self.store.put(item.upload.data, item.sha256, item.extension)
-                if not existed:
-                    written.append(stored)
-                image = Image(person=person, source=source, original_name=safe_filename(item.upload.filename),
-                              sha256=item.sha256, width=item.width, height=item.height,
-                              byte_size=len(item.upload.data), stored_path=stored)
-                image.embeddings.append(Embedding(model_id=self.embedder.model_id, dim=self.embedder.dim,
-                                                  vector=Embedding.pack(vector)))
-                session.add(image)
-                images.append(image)
-            session.commit()
-        except Exception:
-            session.rollback()
-            for stored in written:
-                self.store.remove(stored)
-            raise
-        index.add(np.array([image.id for image in images], dtype=np.int64), vectors)
+        with self._vectors.writing(session) as index:
+            if person.id is not None:  # an existing person: deleted or given these images meanwhile?
+                known = set(session.scalars(sa.select(Image.sha256).where(Image.person_id == person.id)))
+                if not session.scalar(sa.select(Person.id).where(Person.id == person.id)):
+                    raise NotFound(f"no person has id {person.id}")
+                if known & {item.sha256 for item in checked}:
+                    raise Conflict(f"an image is already enrolled for person {person.id}")
+            try:
+                images = []
+                for item, vector in zip(checked, vectors):
+                    existed = self.store.path(f"{item.sha256[:2]}/{item.sha256}{item.extension}").is_file()
+                    stored = self.store.put(item.upload.data, item.sha256, item.extension)
+                    if not existed:
+                        written.append(stored)
+                    image = Image(person=person, source=source, original_name=safe_filename(item.upload.filename),
+                                  sha256=item.sha256, width=item.width, height=item.height,
+                                  byte_size=len(item.upload.data), stored_path=stored)
+                    image.embeddings.append(Embedding(model_id=self.embedder.model_id, dim=self.embedder.dim,
+                                                      vector=Embedding.pack(vector)))
+                    session.add(image)
+                    images.append(image)
+                session.flush()
+                audit.record(session, actor, action, target=f"person:{person.id}", source=source,
+                             image_ids=[image.id for image in images])
+                self._vectors.commit(session)
+            except Exception:
+                session.rollback()
+                for stored in written:
+                    self.store.remove(stored)
+                raise
+            index.add(np.array([image.id for image in images], dtype=np.int64), vectors)
         self.sightings.link_person(session, person.id, vectors, self.link_threshold)
         return images
 
@@ -289,10 +334,13 @@ class Gallery:
 
     # -- searching ---------------------------------------------------------------------------
 
-    def search(self, session: Session, image: BGRImage, *, top_k: int, threshold: float) -> SearchResponse:
+    def search(self, session: Session, image: BGRImage, *, top_k: int, threshold: float,
+               actor: str = audit.SYSTEM, query_sha256: str | None = None) -> SearchResponse:
         """Find the persons in a still; rank the enrolled persons and find footage sightings of each.
 
         Each detected person is one query; with no detection the whole image is one query.
+        The search is audited: ``actor``, the still's ``query_sha256`` (of the uploaded file),
+        the settings, and the person and sighting ids returned.
 
         Raises:
             InvalidInput: ``top_k`` outside 1..100 or ``threshold`` outside -1..1.
@@ -315,6 +363,11 @@ class Gallery:
                 bbox=None if detection is None else detection.as_list(),
                 detection_score=None if detection is None else round(detection.score, 4),
                 matches=matches, margin=margin, sightings=sightings))
+        audit.record(session, actor, "search", query_sha256=query_sha256, threshold=threshold,
+                     top_k=top_k, queries=len(results),
+                     person_ids=sorted({m.person_id for r in results for m in r.matches}),
+                     sighting_ids=sorted({h.sighting_id for r in results for h in r.sightings}))
+        session.commit()
         return SearchResponse(threshold=threshold, top_k=top_k,
                               model_id=self.embedder.model_id, results=results)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 import hashlib
 from datetime import datetime, timedelta
@@ -18,10 +17,11 @@ from sqlalchemy.orm import Session
 from detector.base import Detection
 from embedder.base import BGRImage
 from footage.analysis import VideoAnalysis
+from gallery import audit
 from gallery.errors import NotFound
 from gallery.image_store import ImageStore
-from gallery.index_sync import sync_index
-from gallery.models import Embedding, Sighting, SightingCrop, SightingMatch, SightingVector, Video
+from gallery.index_sync import SharedIndex, sync_index
+from gallery.models import MAX_ID, Embedding, Sighting, SightingCrop, SightingMatch, SightingVector, Video
 from gallery.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -68,18 +68,14 @@ class Sightings:
         self.store = ImageStore(Path(data_dir) / "crops")
         self.model_id = model_id
         self.dim = dim
-        self._index_dir = Path(data_dir) / "index"
-        self._index: VectorIndex | None = None
-        self._lock = threading.Lock()
+        self._vectors = SharedIndex(
+            Path(data_dir) / "index", "sightings", model_id, dim,
+            sa.select(SightingVector.id, SightingVector.vector).join(Sighting).join(Video)
+            .where(Video.model_id == model_id))
 
     def index(self, session: Session) -> VectorIndex:
-        """Return the sightings index, loading or rebuilding it from the database on first use."""
-        with self._lock:
-            if self._index is None:
-                index = VectorIndex(self._index_dir, "sightings", self.model_id, self.dim)
-                self.sync(session, index)
-                self._index = index
-            return self._index
+        """Return the sightings index as of the latest committed write of any process."""
+        return self._vectors.current(session)
 
     def sync(self, session: Session, index: VectorIndex) -> bool:
         """Make ``index`` hold exactly this model's sighting vectors; return whether it was rebuilt."""
@@ -95,7 +91,6 @@ class Sightings:
         """
         if analysis.embedder_id != self.model_id:
             raise ValueError(f"the analysis used model {analysis.embedder_id}, the gallery {self.model_id}")
-        index = self.index(session)  # in step with the database before this video's rows exist
         video = Video(path=analysis.path, camera=camera, sha256=sha256, model_id=analysis.embedder_id,
                       settings=analysis.settings_fingerprint, recorded_start=recorded_start,
                       fps=analysis.fps, frame_count=analysis.frame_count,
@@ -103,46 +98,48 @@ class Sightings:
                       processing_s=analysis.seconds)
         written: list[str] = []
         members: list[tuple[SightingVector, NDArray[np.float32]]] = []
-        try:
-            for track in analysis.tracks:
-                sighting = Sighting(start_time=recorded_start + timedelta(seconds=track.start_s),
-                                    end_time=recorded_start + timedelta(seconds=track.end_s),
-                                    start_frame=track.start_frame, end_frame=track.end_frame,
-                                    detections=track.detections, mean_vector=Embedding.pack(track.embedding))
-                for rank, crop in enumerate(track.best_crops):
-                    digest = hashlib.sha256(crop.jpeg).hexdigest()
-                    if not self.store.path(f"{digest[:2]}/{digest}.jpg").is_file():
-                        written.append(self.store.put(crop.jpeg, digest, ".jpg"))
-                    x, y, w, h = crop.bbox
-                    sighting.crops.append(SightingCrop(
-                        rank=rank, frame=crop.frame, x=x, y=y, w=w, h=h,
-                        detection_score=crop.quality.score, sharpness=crop.quality.sharpness,
-                        quality=crop.quality.quality, stored_path=f"{digest[:2]}/{digest}.jpg"))
-                for member in track.members:
-                    row = SightingVector(frame=member.frame, quality=member.quality.quality,
-                                         vector=Embedding.pack(member.embedding))
-                    sighting.vectors.append(row)
-                    members.append((row, member.embedding))
-                video.sightings.append(sighting)
-            session.add(video)
-            session.commit()
-        except Exception:
-            session.rollback()
-            for path in written:
-                self.store.remove(path)
-            raise
-        if members:
-            index.add(np.array([row.id for row, _ in members], dtype=np.int64),
-                                    np.stack([vector for _, vector in members]).astype(np.float32))
+        with self._vectors.writing(session) as index:  # in step with the database; writers queue
+            try:
+                for track in analysis.tracks:
+                    sighting = Sighting(start_time=recorded_start + timedelta(seconds=track.start_s),
+                                        end_time=recorded_start + timedelta(seconds=track.end_s),
+                                        start_frame=track.start_frame, end_frame=track.end_frame,
+                                        detections=track.detections, mean_vector=Embedding.pack(track.embedding))
+                    for rank, crop in enumerate(track.best_crops):
+                        digest = hashlib.sha256(crop.jpeg).hexdigest()
+                        if not self.store.path(f"{digest[:2]}/{digest}.jpg").is_file():
+                            written.append(self.store.put(crop.jpeg, digest, ".jpg"))
+                        x, y, w, h = crop.bbox
+                        sighting.crops.append(SightingCrop(
+                            rank=rank, frame=crop.frame, x=x, y=y, w=w, h=h,
+                            detection_score=crop.quality.score, sharpness=crop.quality.sharpness,
+                            quality=crop.quality.quality, stored_path=f"{digest[:2]}/{digest}.jpg"))
+                    for member in track.members:
+                        row = SightingVector(frame=member.frame, quality=member.quality.quality,
+                                             vector=Embedding.pack(member.embedding))
+                        sighting.vectors.append(row)
+                        members.append((row, member.embedding))
+                    video.sightings.append(sighting)
+                session.add(video)
+                self._vectors.commit(session)
+            except Exception:
+                session.rollback()
+                for path in written:
+                    self.store.remove(path)
+                raise
+            if members:
+                index.add(np.array([row.id for row, _ in members], dtype=np.int64),
+                          np.stack([vector for _, vector in members]).astype(np.float32))
         return video
 
     def remove_orphan_crops(self, session: Session) -> int:
         """Delete crop files no row refers to (left by a run killed before its commit)."""
-        referenced = set(session.scalars(sa.select(SightingCrop.stored_path)).all())
-        orphans = [p for p in self.store.root.glob("*/*.jpg")
-                   if f"{p.parent.name}/{p.name}" not in referenced]
-        for path in orphans:
-            path.unlink(missing_ok=True)
+        with self._vectors.writing(session):  # no write is between its files and its commit
+            referenced = set(session.scalars(sa.select(SightingCrop.stored_path)).all())
+            orphans = [p for p in self.store.root.glob("*/*")
+                       if p.is_file() and f"{p.parent.name}/{p.name}" not in referenced]
+            for path in orphans:
+                path.unlink(missing_ok=True)
         return len(orphans)
 
     def vectors_of(self, session: Session, video_id: int) -> tuple[list[int], NDArray[np.float32]]:
@@ -195,7 +192,7 @@ class Sightings:
         Raises:
             NotFound: no crop has that id.
         """
-        crop = session.get(SightingCrop, crop_id)
+        crop = session.get(SightingCrop, crop_id) if 0 < crop_id <= MAX_ID else None
         if crop is None:
             raise NotFound(f"no sighting crop has id {crop_id}")
         return crop
@@ -206,8 +203,9 @@ class Sightings:
         Raises:
             NotFound: unknown sighting, or its video file can no longer be read.
         """
-        row = session.execute(sa.select(SightingCrop, Video.path).select_from(SightingCrop).join(Sighting).join(Video)
-                              .where(Sighting.id == sighting_id, SightingCrop.rank == 0)).first()
+        row = None if not 0 < sighting_id <= MAX_ID else session.execute(
+            sa.select(SightingCrop, Video.path).select_from(SightingCrop).join(Sighting).join(Video)
+            .where(Sighting.id == sighting_id, SightingCrop.rank == 0)).first()
         if row is None:
             raise NotFound(f"no sighting has id {sighting_id}")
         crop, path = row
@@ -252,25 +250,33 @@ class Sightings:
             .join(Video).where(SightingMatch.person_id == person_id, SightingMatch.score >= threshold)
             .order_by(Sighting.start_time.desc()))]
 
-    def purge(self, session: Session, recorded_before: datetime) -> PurgeReceipt:
-        """Delete videos recorded before ``recorded_before`` with their sightings, vectors and crops."""
-        index = self.index(session)
-        videos = session.scalars(sa.select(Video).where(Video.recorded_start < recorded_before)).all()
-        video_ids = [v.id for v in videos]
-        receipt = PurgeReceipt(videos=len(videos))
-        if not videos:
-            return receipt
-        sighting_ids = session.scalars(sa.select(Sighting.id).where(Sighting.video_id.in_(video_ids))).all()
-        vector_ids = session.scalars(sa.select(SightingVector.id)
-                                     .where(SightingVector.sighting_id.in_(sighting_ids))).all()
-        paths = session.scalars(sa.select(SightingCrop.stored_path)
-                                .where(SightingCrop.sighting_id.in_(sighting_ids))).all()
-        for video in videos:
-            session.delete(video)
-        session.commit()
-        index.remove(np.array(vector_ids, dtype=np.int64))
-        still_used = set(session.scalars(sa.select(SightingCrop.stored_path)
-                                         .where(SightingCrop.stored_path.in_(paths))).all())
-        receipt.sightings, receipt.vectors = len(sighting_ids), len(vector_ids)
-        receipt.files = sum(self.store.remove(p) for p in set(paths) - still_used)
+    def purge(self, session: Session, recorded_before: datetime, *, actor: str = audit.SYSTEM) -> PurgeReceipt:
+        """Delete videos recorded before ``recorded_before`` with their sightings, vectors and crops.
+
+        The run is audited (``actor``, the cutoff and the counts), in the transaction of the delete.
+        """
+        with self._vectors.writing(session) as index:  # writers queue; the file is saved after commit
+            videos = session.scalars(sa.select(Video).where(Video.recorded_start < recorded_before)).all()
+            video_ids = [v.id for v in videos]
+            receipt = PurgeReceipt(videos=len(videos))
+            if not videos:
+                audit.record(session, actor, "purge_footage", recorded_before=recorded_before.isoformat(),
+                             videos=0, sightings=0, vectors=0)
+                session.commit()
+                return receipt
+            sighting_ids = session.scalars(sa.select(Sighting.id).where(Sighting.video_id.in_(video_ids))).all()
+            vector_ids = session.scalars(sa.select(SightingVector.id)
+                                         .where(SightingVector.sighting_id.in_(sighting_ids))).all()
+            paths = session.scalars(sa.select(SightingCrop.stored_path)
+                                    .where(SightingCrop.sighting_id.in_(sighting_ids))).all()
+            for video in videos:
+                session.delete(video)
+            audit.record(session, actor, "purge_footage", recorded_before=recorded_before.isoformat(),
+                         videos=len(videos), sightings=len(sighting_ids), vectors=len(vector_ids))
+            self._vectors.commit(session)
+            index.remove(np.array(vector_ids, dtype=np.int64))
+            still_used = set(session.scalars(sa.select(SightingCrop.stored_path)
+                                             .where(SightingCrop.stored_path.in_(paths))).all())
+            receipt.sightings, receipt.vectors = len(sighting_ids), len(vector_ids)
+            receipt.files = sum(self.store.remove(p) for p in set(paths) - still_used)
         return receipt

@@ -52,8 +52,8 @@ def clean_name(name: str | None) -> str:
         raise InvalidInput("a name is required")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidInput(f"the name is {len(name)} characters long; at most {MAX_NAME_LENGTH} allowed")
-    if any(unicodedata.category(ch) == "Cc" for ch in name):
-        raise InvalidInput("the name must not contain control characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
+        raise InvalidInput("the name must not contain control characters or invalid Unicode")
     return name
 
 
@@ -61,30 +61,37 @@ def clean_notes(notes: str | None) -> str:
     """Return the notes stripped of outer blanks.
 
     Raises:
-        InvalidInput: longer than 5000 characters.
+        InvalidInput: longer than 5000 characters, or with control characters other than
+            tabs and line breaks (PostgreSQL refuses NUL in text).
     """
     notes = (notes or "").strip()
     if len(notes) > MAX_NOTES_LENGTH:
         raise InvalidInput(f"the notes are {len(notes)} characters long; at most {MAX_NOTES_LENGTH} allowed")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\t\n\r" for ch in notes):
+        raise InvalidInput("the notes must not contain control characters (other than tabs and "
+                           "line breaks) or invalid Unicode")
     return notes
 
 
 def safe_filename(filename: str) -> str:
     """Return the last path component of a client's file name, printable and at most 255 chars."""
     base = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
-    return base.strip()[:255]
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip()[:255]
+    return "" if base in (".", "..") else base
 
 
-def check_image(upload: Upload, *, min_width: int, min_height: int) -> CheckedImage:
+def check_image(upload: Upload, *, min_width: int, min_height: int,
+                max_pixels: int | None = None) -> CheckedImage:
     """Decode and validate one upload.
 
     Raises:
-        InvalidInput: empty, not an image, truncated, or too small; the message names the file.
+        InvalidInput: empty, not an image, truncated, too small, or claiming more than
+            ``max_pixels`` pixels; the message names the file.
     """
     label = safe_filename(upload.filename) or "the upload"
     try:
-        image = decode_image(upload.data, min_width=min_width, min_height=min_height)
+        image = decode_image(upload.data, min_width=min_width, min_height=min_height,
+                             max_pixels=max_pixels)
     except ImageError as exc:
         raise InvalidInput(f"{label}: {exc}") from exc
     return CheckedImage(
@@ -92,7 +99,8 @@ def check_image(upload: Upload, *, min_width: int, min_height: int) -> CheckedIm
         extension=_EXTENSIONS.get(upload.data[:2], ".img"))
 
 
-def check_images(uploads: list[Upload], *, min_width: int, min_height: int) -> list[CheckedImage]:
+def check_images(uploads: list[Upload], *, min_width: int, min_height: int,
+                 max_pixels: int | None = None) -> list[CheckedImage]:
     """Decode and validate uploads, refusing an empty list and repeated files.
 
     Raises:
@@ -100,7 +108,8 @@ def check_images(uploads: list[Upload], *, min_width: int, min_height: int) -> l
     """
     if not uploads:
         raise InvalidInput("at least one image is required")
-    checked = [check_image(u, min_width=min_width, min_height=min_height) for u in uploads]
+    checked = [check_image(u, min_width=min_width, min_height=min_height, max_pixels=max_pixels)
+               for u in uploads]
     seen: set[str] = set()
     for item in checked:
         if item.sha256 in seen:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -62,7 +63,15 @@ def jpeg_bytes(image: BGRImage) -> bytes:
     return cv2.imencode(".jpg", image)[1].tobytes()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run database tests on SQLite; those marked ``both_databases`` on PostgreSQL too."""
+    if "database_url" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_databases") is not None
+        metafunc.parametrize("database_url", ["sqlite", "postgresql"] if both else ["sqlite"],
+                             indirect=True)
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database: a SQLite file, or a fresh database on the PostgreSQL test server."""
     if request.param == "sqlite":
@@ -117,3 +126,11 @@ def cli_env(data_dir: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) 
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+def form_token(client: FlaskClient) -> str:
+    """Return the CSRF token the pages put in their forms for this client's session."""
+    html = client.get("/login").get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "the sign-in page has no CSRF token"
+    return match.group(1)

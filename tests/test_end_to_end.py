@@ -12,6 +12,7 @@ from skimage import data as skimage_data
 
 from gallery.db import sqlite_url
 from gallery.schema import upgrade
+from tests.conftest import form_token
 from web import create_app
 
 
@@ -60,6 +61,6 @@ def test_detect_enroll_and_find_a_person_in_a_photograph(client: FlaskClient) ->
 
 
 def test_pages_render_with_the_real_models(client: FlaskClient) -> None:
-    html = client.post("/search", data={"image": (io.BytesIO(jpeg(skimage_data.astronaut())), "s.jpg")}
-                       ).get_data(as_text=True)
+    html = client.post("/search", data={"image": (io.BytesIO(jpeg(skimage_data.astronaut())), "s.jpg"),
+                                        "csrf_token": form_token(client)}).get_data(as_text=True)
     assert "Person 1" in html and "Eileen" in html and "data:image/jpeg;base64," in html

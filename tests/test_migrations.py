@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -10,6 +12,8 @@ from alembic.runtime.migration import MigrationContext
 from gallery.db import make_engine
 from gallery.models import Base
 from gallery.schema import alembic_config, upgrade
+
+pytestmark = pytest.mark.both_databases
 
 
 def schema_diff(url: str) -> list:

@@ -21,7 +21,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_FILES": 50,
     "MIN_IMAGE_WIDTH": 24,
     "MIN_IMAGE_HEIGHT": 48,
+    "MAX_IMAGE_PIXELS": 40_000_000,  # larger images are refused from their header, undecoded
     "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
+    "SESSION_COOKIE_SAMESITE": "Lax",      # the sign-in cookie (HttpOnly, signed with SECRET_KEY)
+    "SESSION_COOKIE_SECURE": False,        # true when served over HTTPS (behind a TLS proxy)
+    "PERMANENT_SESSION_LIFETIME": 12 * 3600,  # seconds a sign-in lasts
 }
 
 
@@ -40,10 +44,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     app.config["DATA_DIR"] = str(Path(app.config["DATA_DIR"] or default_data_dir()).expanduser())
 
-    from web import api, errors, pages, state
+    from web import api, auth, errors, pages, params, state
 
+    app.url_map.converters["int"] = params.DatabaseId
     state.init_app(app)
     errors.init_app(app)
+    auth.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     return app

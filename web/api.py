@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify, request, url_for
 
 from gallery.models import Image, Person
 from web import params
+from web.auth import actor, public, requires
 from web.searching import search_request
 from web.state import db_session, reid
 
@@ -34,19 +35,22 @@ def person_dict(person: Person, image_count: int | None = None) -> dict:
 
 
 @bp.post("/persons")
+@requires("operator")
 def create_person():  # type: ignore[no-untyped-def]
     person = reid().gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
-                                   notes=request.form.get("notes"))
+                                   notes=request.form.get("notes"), actor=actor())
     return jsonify(person=person_dict(person), image_ids=[i.id for i in person.images]), 201
 
 
 @bp.get("/persons")
+@requires("viewer")
 def list_persons():  # type: ignore[no-untyped-def]
     rows = reid().gallery.list_persons(db_session())
     return jsonify(persons=[person_dict(person, n) for person, n in rows])
 
 
 @bp.get("/persons/<int:person_id>")
+@requires("viewer")
 def get_person(person_id: int):  # type: ignore[no-untyped-def]
     state = reid()
     person = person_dict(state.gallery.get_person(db_session(), person_id))
@@ -61,22 +65,26 @@ def get_person(person_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/persons/<int:person_id>/images")
+@requires("operator")
 def add_images(person_id: int):  # type: ignore[no-untyped-def]
-    images = reid().gallery.add_images(db_session(), person_id, params.uploads("images"))
+    images = reid().gallery.add_images(db_session(), person_id, params.uploads("images"), actor=actor())
     return jsonify(person_id=person_id, image_ids=[i.id for i in images]), 201
 
 
 @bp.delete("/persons/<int:person_id>")
+@requires("admin")
 def delete_person(person_id: int):  # type: ignore[no-untyped-def]
-    return jsonify(deleted=reid().gallery.delete_person(db_session(), person_id).to_dict())
+    return jsonify(deleted=reid().gallery.delete_person(db_session(), person_id, actor=actor()).to_dict())
 
 
 @bp.delete("/images/<int:image_id>")
+@requires("admin")
 def delete_image(image_id: int):  # type: ignore[no-untyped-def]
-    return jsonify(deleted=reid().gallery.delete_image(db_session(), image_id).to_dict())
+    return jsonify(deleted=reid().gallery.delete_image(db_session(), image_id, actor=actor()).to_dict())
 
 
 @bp.post("/search")
+@requires("viewer")
 def search():  # type: ignore[no-untyped-def]
     _, response = search_request()
     data = response.to_dict()
@@ -90,6 +98,7 @@ def search():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/health")
+@public  # counts and the model's id only: load balancers and monitors need no key
 def health():  # type: ignore[no-untyped-def]
     state = reid()
     session = db_session()

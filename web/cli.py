@@ -12,10 +12,12 @@ from typing import Any
 import click
 from flask.cli import ScriptInfo, with_appcontext
 
+from gallery.audit import cli_actor
 from gallery.errors import GalleryError
 from gallery.service import SearchResponse
 from gallery.uploads import Upload, check_image
 from web import create_app
+from web.commands import access as access_commands
 from web.commands import evaluate as evaluate_commands
 from web.commands import footage as footage_commands
 from web.commands import train as train_commands
@@ -57,28 +59,36 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes (gunicorn); each loads the models and keeps its own index copy.")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64),
-              help="Worker threads of the WSGI server.")
-@click.option("--dev", is_flag=True, help="Use Flask's development server (auto-reload, debugger off).")
+              help="Threads per worker process.")
+@click.option("--dev", is_flag=True, help="Use Flask's development server (one process, debugger off).")
 @with_appcontext
 @cli_errors
-def serve(host: str, port: int, threads: int, dev: bool) -> None:
-    """Serve the web pages and the JSON API."""
+def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
+    """Serve the web pages and the JSON API (in open mode, on this machine only)."""
     from flask import current_app
 
+    access_commands.refuse_open_network(host)
     state = reid()
+    if not dev:  # gunicorn: the workers build the app themselves; nothing heavy is forked
+        from web.server import serve as serve_gunicorn
+
+        state.check_database()
+        db_session().close()  # the master keeps no connection: workers must not share one
+        state.engine.dispose()
+        click.echo(f"data in {state.data_dir} · serving on http://{host}:{port}/ with "
+                   f"{workers} worker processes × {threads} threads", err=True)
+        serve_gunicorn(state.data_dir, host=host, port=port, workers=workers, threads=threads)
+        return
     gallery = state.gallery
     indexed = len(gallery.index(db_session()))
     click.echo(f"model {gallery.embedder.model_id} · {indexed} vectors indexed · "
                f"threshold {state.default_threshold():.3f} · data in {state.data_dir}", err=True)
     click.echo(f"serving on http://{host}:{port}/", err=True)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if dev:
-        app.run(host=host, port=port, use_reloader=False)
-    else:
-        import waitress
-
-        waitress.serve(app, host=host, port=port, threads=threads)
+    app.run(host=host, port=port, use_reloader=False, threaded=True)
 
 
 @cli.group()
@@ -126,10 +136,11 @@ def enroll(name: str | None, person_id: int | None, notes: str, images: tuple[Pa
     if (name is None) == (person_id is None):
         raise click.UsageError("give exactly one of --name (new person) or --person-id (existing)")
     if person_id is None:
-        person = gallery.enroll(db_session(), name, _uploads(images), notes=notes, source="cli")
+        person = gallery.enroll(db_session(), name, _uploads(images), notes=notes, source="cli",
+                                actor=cli_actor())
         added = person.images
     else:
-        added = gallery.add_images(db_session(), person_id, _uploads(images), source="cli")
+        added = gallery.add_images(db_session(), person_id, _uploads(images), source="cli", actor=cli_actor())
         person = gallery.get_person(db_session(), person_id)
     click.echo(f"person {person.id} ({person.name}): added image(s) {', '.join(str(i.id) for i in added)}")
 
@@ -146,11 +157,13 @@ def search(image: Path, top_k: int | None, threshold: float | None, as_json: boo
     """Search the gallery for the person(s) in IMAGE (a CCTV still or a crop)."""
     state = reid()
     config = state.config
-    still = check_image(Upload(image.read_bytes(), image.name), min_width=config["MIN_IMAGE_WIDTH"],
-                        min_height=config["MIN_IMAGE_HEIGHT"]).image
+    checked = check_image(Upload(image.read_bytes(), image.name), min_width=config["MIN_IMAGE_WIDTH"],
+                          min_height=config["MIN_IMAGE_HEIGHT"],
+                          max_pixels=config["MAX_IMAGE_PIXELS"])
     response = state.gallery.search(
-        db_session(), still, top_k=top_k if top_k is not None else int(config["TOP_K"]),
-        threshold=threshold if threshold is not None else state.default_threshold())
+        db_session(), checked.image, top_k=top_k if top_k is not None else int(config["TOP_K"]),
+        threshold=threshold if threshold is not None else state.default_threshold(),
+        actor=cli_actor(), query_sha256=checked.sha256)
     click.echo(json.dumps(response.to_dict(), indent=2) if as_json else _format_search(response))
 
 
@@ -173,7 +186,7 @@ def _format_search(response: SearchResponse) -> str:
 @cli_errors
 def delete(person_id: int) -> None:
     """Delete a person with all their images, files and vectors."""
-    receipt = reid().gallery.delete_person(db_session(), person_id)
+    receipt = reid().gallery.delete_person(db_session(), person_id, actor=cli_actor())
     click.echo(f"deleted person {person_id}: {json.dumps(receipt.to_dict())}")
 
 
@@ -183,7 +196,7 @@ def delete(person_id: int) -> None:
 @cli_errors
 def delete_image(image_id: int) -> None:
     """Delete one enrolled image with its file and vector."""
-    receipt = reid().gallery.delete_image(db_session(), image_id)
+    receipt = reid().gallery.delete_image(db_session(), image_id, actor=cli_actor())
     click.echo(f"deleted image {image_id}: {json.dumps(receipt.to_dict())}")
 
 
@@ -206,6 +219,7 @@ def persons(as_json: bool) -> None:
 evaluate_commands.register(cli)
 train_commands.register(cli)
 footage_commands.register(cli)
+access_commands.register(cli)
 
 
 def main() -> None:

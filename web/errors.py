@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from gallery.errors import Conflict, GalleryError, InvalidInput, NotFound
 from web.state import DatabaseNotReady, db_session
@@ -22,6 +24,15 @@ def error_response(status: int, code: str, message: str) -> tuple[Response | str
     return render_template("error.html", status=status, message=message), status
 
 
+def _too_large(config: Mapping[str, Any]) -> str:
+    """Say which limit a 413 hit: the body's size, or Werkzeug's form parts or field size."""
+    limit, length = config["MAX_CONTENT_LENGTH"], request.content_length
+    if limit is not None and (length is None or length > limit):
+        return f"the upload is larger than the limit of {limit} bytes ({limit / 2**20:.3g} MiB)"
+    return (f"the form has more than {config['MAX_FORM_PARTS']} parts, or a text field "
+            f"larger than {config['MAX_FORM_MEMORY_SIZE']} bytes")
+
+
 def init_app(app: Flask) -> None:
     """Register the error handlers."""
 
@@ -33,10 +44,14 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         message = exc.description or exc.name
+        headers: dict[str, str] = {}
         if exc.code == 413:
-            limit = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
-            message = f"the upload is larger than the {limit} MiB limit"
-        return error_response(exc.code or 500, exc.name.lower().replace(" ", "_"), message)
+            message = _too_large(app.config)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+            message = f"{request.method} is not allowed on {request.path}; use {headers['Allow']}"
+        body, status = error_response(exc.code or 500, exc.name.lower().replace(" ", "_"), message)
+        return body, status, headers
 
     @app.errorhandler(DatabaseNotReady)
     def database_not_ready(exc: DatabaseNotReady):  # type: ignore[no-untyped-def]

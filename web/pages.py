@@ -12,6 +12,7 @@ from detector.base import Detection
 from detector.drawing import draw_detections
 from embedder.images import decode_image, encode_jpeg
 from web import params
+from web.auth import actor, requires
 from web.searching import search_request
 from web.state import db_session, reid
 from web.timeline import layout
@@ -22,12 +23,14 @@ THUMBNAIL_HEIGHT = 160
 
 
 @bp.get("/")
+@requires("viewer")
 def index():  # type: ignore[no-untyped-def]
     return render_template("search.html", threshold=reid().default_threshold(),
                            top_k=reid().config["TOP_K"], response=None)
 
 
 @bp.post("/search")
+@requires("viewer")
 def search():  # type: ignore[no-untyped-def]
     still, response = search_request()
     boxes = [Detection(*r.bbox, score=r.detection_score or 0.0) for r in response.results if r.bbox]
@@ -39,19 +42,22 @@ def search():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/persons")
+@requires("viewer")
 def persons():  # type: ignore[no-untyped-def]
     return render_template("persons.html", rows=reid().gallery.list_persons(db_session()))
 
 
 @bp.post("/persons")
+@requires("operator")
 def enroll():  # type: ignore[no-untyped-def]
     person = reid().gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
-                                   notes=request.form.get("notes"))
+                                   notes=request.form.get("notes"), actor=actor())
     flash(f"Enrolled {person.name} with {len(person.images)} image(s).")
     return redirect(url_for("pages.person", person_id=person.id), 303)
 
 
 @bp.get("/persons/<int:person_id>")
+@requires("viewer")
 def person(person_id: int):  # type: ignore[no-untyped-def]
     state = reid()
     return render_template(
@@ -60,30 +66,34 @@ def person(person_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/persons/<int:person_id>/images")
+@requires("operator")
 def add_images(person_id: int):  # type: ignore[no-untyped-def]
-    images = reid().gallery.add_images(db_session(), person_id, params.uploads("images"))
+    images = reid().gallery.add_images(db_session(), person_id, params.uploads("images"), actor=actor())
     flash(f"Added {len(images)} image(s).")
     return redirect(url_for("pages.person", person_id=person_id), 303)
 
 
 @bp.post("/persons/<int:person_id>/delete")
+@requires("admin")
 def delete_person(person_id: int):  # type: ignore[no-untyped-def]
-    receipt = reid().gallery.delete_person(db_session(), person_id)
-    flash(f"Deleted person {person_id}: {len(receipt.images)} image(s), {receipt.vectors} vector(s), "
-          f"{receipt.files} file(s).")
+    receipt = reid().gallery.delete_person(db_session(), person_id, actor=actor())
+    flash(f"Erased person {person_id}: {len(receipt.images)} image(s), {receipt.vectors} vector(s), "
+          f"{receipt.files} file(s), {receipt.links} footage link(s).")
     return redirect(url_for("pages.persons"), 303)
 
 
 @bp.post("/images/<int:image_id>/delete")
+@requires("admin")
 def delete_image(image_id: int):  # type: ignore[no-untyped-def]
     gallery = reid().gallery
     person_id = gallery.get_image(db_session(), image_id).person_id
-    gallery.delete_image(db_session(), image_id)
+    gallery.delete_image(db_session(), image_id, actor=actor())
     flash(f"Deleted image {image_id}.")
     return redirect(url_for("pages.person", person_id=person_id), 303)
 
 
 @bp.get("/images/<int:image_id>")
+@requires("viewer")
 def image_file(image_id: int):  # type: ignore[no-untyped-def]
     gallery = reid().gallery
     image = gallery.get_image(db_session(), image_id)
@@ -94,6 +104,7 @@ def image_file(image_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/images/<int:image_id>/thumb")
+@requires("viewer")
 def image_thumbnail(image_id: int):  # type: ignore[no-untyped-def]
     gallery = reid().gallery
     image = decode_image(gallery.store.read(gallery.get_image(db_session(), image_id).stored_path))
@@ -106,6 +117,7 @@ def image_thumbnail(image_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/sightings/crops/<int:crop_id>")
+@requires("viewer")
 def sighting_crop(crop_id: int):  # type: ignore[no-untyped-def]
     sightings = reid().gallery.sightings
     return Response(sightings.store.read(sightings.get_crop(db_session(), crop_id).stored_path),
@@ -113,6 +125,7 @@ def sighting_crop(crop_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/sightings/<int:sighting_id>/frame")
+@requires("viewer")
 def sighting_frame(sighting_id: int):  # type: ignore[no-untyped-def]
     frame, box = reid().gallery.sightings.frame(db_session(), sighting_id)
     return Response(encode_jpeg(draw_detections(frame, [box], labels=[f"sighting {sighting_id}"])),

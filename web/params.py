@@ -5,9 +5,22 @@ from __future__ import annotations
 import math
 
 from flask import current_app, request
+from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.routing import IntegerConverter
 
 from gallery.errors import InvalidInput
 from gallery.uploads import Upload
+
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+class DatabaseId(IntegerConverter):
+    """``<int:...>`` in routes: at most 10 digits, so a huge id is a 404 without reaching the gallery.
+
+    (The gallery answers ids past its 32-bit range as not found itself.)
+    """
+
+    regex = r"\d{1,10}"
 
 
 def _field(name: str) -> str | None:
@@ -52,8 +65,11 @@ def uploads(field: str) -> list[Upload]:
     """Return the files sent under ``field``, skipping empty file inputs of HTML forms.
 
     Raises:
+        UnsupportedMediaType: a body that is not a form (JSON, say).
         InvalidInput: more files than ``MAX_FILES``.
     """
+    if request.mimetype and request.mimetype not in FORM_TYPES:
+        raise UnsupportedMediaType(f"send the files as multipart/form-data, not {request.mimetype[:60]}")
     files = [f for f in request.files.getlist(field) if f.filename or f.content_length]
     limit = int(current_app.config["MAX_FILES"])
     if len(files) > limit:

@@ -6,6 +6,7 @@ from embedder.base import BGRImage
 from gallery.service import SearchResponse
 from gallery.uploads import check_image
 from web import params
+from web.auth import actor
 from web.state import db_session, reid
 
 
@@ -19,6 +20,8 @@ def search_request() -> tuple[BGRImage, SearchResponse]:
     top_k = params.top_k()
     threshold = params.threshold(state.default_threshold())
     config = state.config
-    still = check_image(params.one_upload("image"), min_width=config["MIN_IMAGE_WIDTH"],
-                        min_height=config["MIN_IMAGE_HEIGHT"]).image
-    return still, state.gallery.search(db_session(), still, top_k=top_k, threshold=threshold)
+    checked = check_image(params.one_upload("image"), min_width=config["MIN_IMAGE_WIDTH"],
+                          min_height=config["MIN_IMAGE_HEIGHT"],
+                          max_pixels=config["MAX_IMAGE_PIXELS"])
+    return checked.image, state.gallery.search(db_session(), checked.image, top_k=top_k, threshold=threshold,
+                                               actor=actor(), query_sha256=checked.sha256)

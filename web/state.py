@@ -69,6 +69,7 @@ class ReidState:
                     self.data_dir, self.embedder, build_detector(self.config["DETECTOR"]),
                     link_threshold=self.default_threshold(),
                     min_width=self.config["MIN_IMAGE_WIDTH"], min_height=self.config["MIN_IMAGE_HEIGHT"],
+                    max_pixels=self.config["MAX_IMAGE_PIXELS"],
                     detector_min_score=self.config["DETECTOR_MIN_SCORE"])
             return self._gallery
 

@@ -20,6 +20,8 @@ from tests.conftest import ThumbnailEmbedder, jpeg_bytes
 from tests.footage.conftest import FRAMES, SETTINGS, WALKERS
 from tests.footage.synthetic import ColourDetector, pattern, write_video
 
+pytestmark = pytest.mark.both_databases
+
 DETECTOR = "tests.footage.synthetic:ColourDetector"
 EMBEDDER = "tests.conftest:ThumbnailEmbedder"
 START = datetime(2026, 11, 27, 22, 0, tzinfo=timezone.utc)

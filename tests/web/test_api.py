@@ -12,6 +12,8 @@ from flask.testing import FlaskClient
 
 from tests.conftest import jpeg_bytes, person_image
 
+pytestmark = pytest.mark.both_databases
+
 
 def files(*images: tuple[bytes, str]) -> list[tuple[io.BytesIO, str]]:
     return [(io.BytesIO(data), name) for data, name in images]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import jpeg_bytes
+from tests.conftest import form_token, jpeg_bytes
 from tests.footage.conftest import FRAMES, WALKERS
 from tests.footage.synthetic import pattern, write_video
 from web import create_app
@@ -55,7 +55,7 @@ def test_search_api_and_pages_show_sightings(indexed: Path) -> None:
     assert client.get(sighting["frame_url"]).data.startswith(b"\xff\xd8")
 
     still = {"image": (io.BytesIO(jpeg_bytes(pattern(WALKERS[0].pattern))), "still.jpg")}
-    html = client.post("/search", data=still).get_data(as_text=True)
+    html = client.post("/search", data={**still, "csrf_token": form_token(client)}).get_data(as_text=True)
     assert "Seen in footage" in html and 'class="lane"' in html and ">lobby<" in html
 
     enrolled = client.post("/api/persons", data={"name": "Walker", "images": [

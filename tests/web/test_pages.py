@@ -7,12 +7,12 @@ import re
 
 from flask.testing import FlaskClient
 
-from tests.conftest import jpeg_bytes, person_image
+from tests.conftest import form_token, jpeg_bytes, person_image
 
 
 def enroll_form(client: FlaskClient, name: str, person: int):  # type: ignore[no-untyped-def]
     return client.post("/persons", data={
-        "name": name, "notes": "", "images": [(io.BytesIO(jpeg_bytes(person_image(person, v))), f"{v}.jpg")
+        "csrf_token": form_token(client), "name": name, "notes": "", "images": [(io.BytesIO(jpeg_bytes(person_image(person, v))), f"{v}.jpg")
                                               for v in range(2)]}, follow_redirects=True)
 
 
@@ -31,6 +31,7 @@ def test_search_page_shows_ranked_thumbnails_and_decisions(client: FlaskClient) 
     enroll_form(client, "Finn", 2)
     assert 'name="threshold" value="0.800"' in client.get("/").get_data(as_text=True)
     html = client.post("/search", data={"image": (io.BytesIO(jpeg_bytes(person_image(1, 8))), "still.jpg"),
+                                        "csrf_token": form_token(client),
                                         "top_k": "2"}).get_data(as_text=True)
     assert "data:image/jpeg;base64," in html
     assert html.index("Eve") < html.index("Finn")
@@ -42,15 +43,17 @@ def test_delete_buttons(client: FlaskClient) -> None:
     enroll_form(client, "Gil", 1)
     person = client.get("/api/persons").json["persons"][0]
     image_id = client.get(f"/api/persons/{person['id']}").json["person"]["images"][0]["id"]
-    page = client.post(f"/images/{image_id}/delete", follow_redirects=True)
+    token = {"csrf_token": form_token(client)}
+    page = client.post(f"/images/{image_id}/delete", data=token, follow_redirects=True)
     assert f"Deleted image {image_id}." in page.get_data(as_text=True)
-    page = client.post(f"/persons/{person['id']}/delete", follow_redirects=True)
+    page = client.post(f"/persons/{person['id']}/delete", data=token, follow_redirects=True)
     assert "Nobody is enrolled yet." in page.get_data(as_text=True)
 
 
 def test_page_errors_are_readable_pages(client: FlaskClient) -> None:
     missing = client.get("/persons/999")
     assert missing.status_code == 404 and "no person has id 999" in missing.get_data(as_text=True)
-    bad = client.post("/persons", data={"name": "", "images": [(io.BytesIO(b"x"), "x.jpg")]})
+    bad = client.post("/persons", data={"csrf_token": form_token(client), "name": "",
+                                        "images": [(io.BytesIO(b"x"), "x.jpg")]})
     assert bad.status_code == 400 and "text/html" in bad.content_type
     assert "a name is required" in bad.get_data(as_text=True)

@@ -10,6 +10,7 @@ import click
 from flask.cli import with_appcontext
 
 from footage.settings import FootageSettings
+from gallery.audit import cli_actor
 from web.state import db_session, reid
 
 
@@ -41,7 +42,8 @@ def index_footage_command(paths: tuple[Path, ...], camera: str | None, start: da
         summary = index_footage(
             state.sessions, state.gallery, list(paths), detector_spec=state.config["DETECTOR"],
             embedder_spec=state.embedder_spec, settings=settings, camera=camera,
-            start=start.replace(tzinfo=timezone.utc) if start else None, workers=workers)
+            start=start.replace(tzinfo=timezone.utc) if start else None, workers=workers,
+            actor=cli_actor())
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(summary.to_dict(), indent=2) if as_json else summary.describe())
@@ -56,7 +58,7 @@ def index_footage_command(paths: tuple[Path, ...], camera: str | None, start: da
 def purge_footage_command(days: float) -> None:
     """Delete old footage's sightings, vectors, crops and person links (retention)."""
     cutoff = datetime.now(timezone.utc) - timedelta(days=days)
-    receipt = reid().gallery.sightings.purge(db_session(), cutoff)
+    receipt = reid().gallery.sightings.purge(db_session(), cutoff, actor=cli_actor())
     click.echo(f"purged footage recorded before {cutoff:%Y-%m-%d %H:%M} UTC: {json.dumps(receipt.to_dict())}")
 
 

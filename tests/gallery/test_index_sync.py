@@ -1,0 +1,106 @@
+"""Several processes' copies of an index stay in step through the generation counter and the lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from detector.registry import build_detector
+from gallery.db import make_engine, make_session_factory
+from gallery.index_sync import read_generation
+from gallery.models import Embedding
+from gallery.service import Gallery
+from gallery.uploads import Upload
+from tests.conftest import ThumbnailEmbedder, jpeg_bytes, person_image
+
+
+@pytest.fixture
+def sessions(data_dir: Path, database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def process(data_dir: Path) -> Gallery:
+    """A Gallery as another worker process would have it: its own index copy and lock handle."""
+    return Gallery(data_dir, ThumbnailEmbedder(), build_detector("none"), link_threshold=0.9)
+
+
+def uploads(person: int, count: int = 1) -> list[Upload]:
+    return [Upload(jpeg_bytes(person_image(person, v)), f"p{person}_{v}.jpg") for v in range(count)]
+
+
+def first_person(gallery: Gallery, session: Session, person: int) -> int | None:
+    matches = gallery.search(session, person_image(person, 0), top_k=3, threshold=0.5).results[0].matches
+    return matches[0].person_id if matches else None
+
+
+def file_ids(gallery: Gallery, session: Session) -> list[int]:
+    index = process(gallery.data_dir).index(session)  # a fresh process reads the saved file
+    return sorted(index.ids().tolist())
+
+
+def test_a_write_in_one_process_is_searched_in_the_other(sessions, data_dir) -> None:  # type: ignore[no-untyped-def]
+    one, two = process(data_dir), process(data_dir)
+    with sessions() as session:
+        kept = one.enroll(session, "kept", uploads(1, 2)).id
+        assert first_person(two, session, 1) == kept          # two syncs on first use
+        added = two.enroll(session, "added", uploads(2)).id
+        assert first_person(one, session, 2) == added          # one re-syncs: the generation moved
+        one.delete_person(session, added)
+        assert first_person(two, session, 2) != added
+        vectors = sorted(session.scalars(sa.select(Embedding.image_id)).all())
+        assert sorted(one.index(session).ids().tolist()) == sorted(two.index(session).ids().tolist()) == vectors
+        assert file_ids(one, session) == vectors
+
+
+def test_each_write_raises_the_generation_once(sessions, data_dir) -> None:  # type: ignore[no-untyped-def]
+    gallery = process(data_dir)
+    with sessions() as session:
+        start = read_generation(session, "gallery")
+        person = gallery.enroll(session, "a", uploads(1, 2))
+        gallery.add_images(session, person.id, [Upload(jpeg_bytes(person_image(1, 5)), "more.jpg")])
+        gallery.delete_image(session, person.images[0].id)
+        gallery.search(session, person_image(1, 0), top_k=1, threshold=0.5)
+        assert read_generation(session, "gallery") == start + 3      # searches change nothing
+        session.expire_all()  # as in a new request: the person's images are read again
+        gallery.delete_person(session, person.id)
+        assert read_generation(session, "gallery") == start + 4
+        assert read_generation(session, "sightings") == 0
+
+
+def test_a_refused_write_leaves_generation_and_copy(sessions, data_dir) -> None:  # type: ignore[no-untyped-def]
+    gallery = process(data_dir)
+    with sessions() as session:
+        gallery.enroll(session, "a", uploads(1))
+        generation, copy = read_generation(session, "gallery"), gallery.index(session)
+        with pytest.raises(Exception, match="no person has id 999"):
+            gallery.delete_person(session, 999)
+        assert read_generation(session, "gallery") == generation and gallery.index(session) is copy
+
+
+def test_writers_of_two_processes_take_turns(sessions, data_dir) -> None:  # type: ignore[no-untyped-def]
+    one, two = process(data_dir), process(data_dir)
+    held, done = threading.Event(), []
+
+    def hold_the_lock() -> None:
+        with sessions() as session, one._vectors.writing(session):
+            held.set()
+            time.sleep(0.5)
+            done.append(("one", time.monotonic()))
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    assert held.wait(10)
+    with sessions() as session:
+        two.enroll(session, "waits", uploads(3))
+    done.append(("two", time.monotonic()))
+    holder.join()
+    assert [who for who, _ in sorted(done, key=lambda d: d[1])] == ["one", "two"]
+    assert (data_dir / "index" / "gallery.lock").is_file()
