@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from sqlalchemy.orm import Session
 from flask import Flask
 from flask.testing import FlaskClient
 
 from embedder.base import BGRImage, Embedder
 from embedder.registry import register_embedder
-from gallery.db import sqlite_url
+from gallery.db import make_engine, make_session_factory, sqlite_url
 from gallery.schema import upgrade
 from web import create_app
 
@@ -96,6 +97,15 @@ def data_dir(tmp_path: Path, database_url: str) -> Path:
     path.mkdir()
     upgrade(database_url)
     return path
+
+
+@pytest.fixture
+def session(data_dir: Path, database_url: str) -> Iterator[Session]:
+    """A session on the migrated test database."""
+    engine = make_engine(database_url)
+    with make_session_factory(engine)() as session:
+        yield session
+    engine.dispose()
 
 
 @pytest.fixture

@@ -2,42 +2,25 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 from flask.cli import ScriptInfo, with_appcontext
 
 from gallery.audit import cli_actor
-from gallery.errors import GalleryError
 from gallery.service import SearchResponse
 from gallery.uploads import Upload, check_image
 from web import create_app
 from web.commands import access as access_commands
+from web.commands import cli_errors
 from web.commands import evaluate as evaluate_commands
 from web.commands import footage as footage_commands
 from web.commands import train as train_commands
-from web.state import DatabaseNotReady, db_session, reid
+from web.state import db_session, reid
 
 IMAGE_ARG = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-
-def cli_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the gallery's refusals into a message and exit status 1 instead of a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except (GalleryError, DatabaseNotReady, KeyError) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise click.ClickException(message) from exc
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -4,29 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gallery import access
-from gallery.db import make_engine, make_session_factory
 from gallery.errors import Conflict, InvalidInput, NotFound
 from gallery.models import ROLES, ApiKey, AuditEntry, User
 
 pytestmark = pytest.mark.both_databases
 
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def session(data_dir: Path, database_url: str) -> Iterator[Session]:
-    engine = make_engine(database_url)
-    with make_session_factory(engine)() as session:
-        yield session
-    engine.dispose()
 
 
 def audit_rows(session: Session) -> list[tuple[str, str, str | None, dict]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from detector.registry import build_detector
-from gallery.db import make_engine, make_session_factory
 from gallery.models import Base, Embedding, Image, Sighting, SightingMatch, Video
 from gallery.service import Gallery
 from gallery.uploads import Upload
@@ -22,14 +20,6 @@ pytestmark = pytest.mark.both_databases
 
 NAME = "Zelda Quaternion-Erasable"
 NOTES = "notes-marker-7f3a: seen at the north gate"
-
-
-@pytest.fixture
-def session(data_dir: Path, database_url: str) -> Iterator[Session]:
-    engine = make_engine(database_url)
-    with make_session_factory(engine)() as session:
-        yield session
-    engine.dispose()
 
 
 def dump(session: Session) -> str:

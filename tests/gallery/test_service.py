@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from detector.registry import build_detector
-from gallery.db import make_engine, make_session_factory
 from gallery.errors import Conflict, InvalidInput, NotFound
 from gallery.models import Embedding, Image, Person
 from gallery.service import Gallery
@@ -19,14 +17,6 @@ from gallery.uploads import Upload
 from tests.conftest import ThumbnailEmbedder, jpeg_bytes, person_image
 
 pytestmark = pytest.mark.both_databases
-
-
-@pytest.fixture
-def session(data_dir: Path, database_url: str) -> Iterator[Session]:
-    engine = make_engine(database_url)
-    with make_session_factory(engine)() as session:
-        yield session
-    engine.dispose()
 
 
 def make_gallery(data_dir: Path, embedder: ThumbnailEmbedder | None = None) -> Gallery:

@@ -9,9 +9,9 @@ import click
 from flask.cli import with_appcontext
 
 from gallery import access, audit
-from gallery.errors import GalleryError
 from gallery.models import ROLES
 from web.auth import open_mode_refusal
+from web.commands import cli_errors
 from web.state import DatabaseNotReady, db_session, reid
 
 _role_option = click.option("--role", type=click.Choice(ROLES), required=True,
@@ -41,12 +41,10 @@ def keys() -> None:
 @_role_option
 @click.option("--name", default="", help="What the key is for, e.g. the client's host name.")
 @with_appcontext
+@cli_errors
 def keys_create(role: str, name: str) -> None:
     """Create a key and print it once: it cannot be shown again (only its hash is stored)."""
-    try:
-        row, key = access.create_key(_session(), role, name, actor=audit.cli_actor())
-    except GalleryError as exc:
-        raise click.ClickException(str(exc)) from exc
+    row, key = access.create_key(_session(), role, name, actor=audit.cli_actor())
     click.echo(f"created API key {row.id} ({row.name}, {row.role}); it is shown only this once:", err=True)
     click.echo(key)
 
@@ -54,12 +52,10 @@ def keys_create(role: str, name: str) -> None:
 @keys.command("revoke")
 @click.argument("key_id", type=int)
 @with_appcontext
+@cli_errors
 def keys_revoke(key_id: int) -> None:
     """Revoke the key KEY_ID; requests with it are refused from now on."""
-    try:
-        row = access.revoke_key(_session(), key_id, actor=audit.cli_actor())
-    except GalleryError as exc:
-        raise click.ClickException(str(exc)) from exc
+    row = access.revoke_key(_session(), key_id, actor=audit.cli_actor())
     click.echo(f"revoked API key {row.id} ({row.name})")
 
 
@@ -86,6 +82,7 @@ def users() -> None:
 @_role_option
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @with_appcontext
+@cli_errors
 def users_create(username: str, role: str, password_stdin: bool) -> None:
     """Create the user USERNAME; the password is prompted for twice (or read from stdin)."""
     session = _session()
@@ -93,22 +90,17 @@ def users_create(username: str, role: str, password_stdin: bool) -> None:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    try:
-        user = access.create_user(session, username, password, role, actor=audit.cli_actor())
-    except GalleryError as exc:
-        raise click.ClickException(str(exc)) from exc
+    user = access.create_user(session, username, password, role, actor=audit.cli_actor())
     click.echo(f"created user {user.username} ({user.role})")
 
 
 @users.command("disable")
 @click.argument("username")
 @with_appcontext
+@cli_errors
 def users_disable(username: str) -> None:
     """Disable USERNAME: they can no longer sign in, and their open sessions end."""
-    try:
-        user = access.disable_user(_session(), username, actor=audit.cli_actor())
-    except GalleryError as exc:
-        raise click.ClickException(str(exc)) from exc
+    user = access.disable_user(_session(), username, actor=audit.cli_actor())
     click.echo(f"disabled user {user.username}")
 
 
