@@ -8,7 +8,6 @@ import cv2
 import pytest
 
 from detector.registry import build_detector
-
 from embedder.registry import build_embedder, default_embedder_spec
 from footage.settings import FootageSettings
 from gallery.db import make_engine, make_session_factory
