@@ -38,8 +38,6 @@ def main() -> None:
     enrolled = {
         "Eileen Collins": [astronaut[20:512, 60:470], cv2.flip(astronaut[0:500, 40:480], 1)],
         "Photographer": [cameraman[30:480, 100:400]],
-        "Chelsea (decoy)": [cv2.cvtColor(samples.chelsea(), cv2.COLOR_RGB2BGR)],
-        "Coffee (decoy)": [cv2.cvtColor(samples.coffee(), cv2.COLOR_RGB2BGR)],
     }
     with tempfile.TemporaryDirectory() as tmp:
         upgrade(sqlite_url(Path(tmp) / "reid.db"))
