@@ -58,7 +58,7 @@ from detector.registry import DEFAULT_DETECTOR, build_detector
 from embedder.base import Embedder
 from embedder.registry import build_embedder, default_embedder_spec
 from footage.analysis import Observation, VideoAnalysis, analyse_video
-from footage.sampling import sample_indices
+from footage.sampling import read_frame, sample_indices
 from footage.settings import FootageSettings
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -189,7 +189,8 @@ def search_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, Any
     from gallery.service import Gallery
 
     detector, embedder = default_models()
-    threshold = float(embedder.metadata.threshold)  # type: ignore[attr-defined]
+    threshold = embedder.calibrated_threshold()
+    assert threshold is not None, f"{embedder.model_id} has no calibrated threshold"
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     owner = {(t.start_frame, t.end_frame): label
              for t, label in zip(analysis.tracks, track_identities(analysis, truth))}
@@ -201,7 +202,6 @@ def search_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, Any
             inside = x >= 0 and y >= 0 and x + w <= analysis.width and y + h <= analysis.height
             if person not in queries and h >= MIN_HEIGHT and inside:
                 queries[person] = (index, (x, y, w, h))
-    capture = cv2.VideoCapture(analysis.path)
     recalls, precisions, returned = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         url = sqlite_url(Path(tmp) / "bench.db")
@@ -213,10 +213,7 @@ def search_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, Any
             gallery.sightings.record(session, analysis, camera="bench",
                                      sha256=content_hash(Path(analysis.path)), recorded_start=start)
             for person, (index, (x, y, w, h)) in sorted(queries.items()):
-                capture.set(cv2.CAP_PROP_POS_FRAMES, index)
-                ok, frame = capture.read()
-                assert ok, f"cannot read frame {index} of {analysis.path}"
-                crop = frame[int(y):int(y + h), int(x):int(x + w)]
+                crop = read_frame(Path(analysis.path), index)[int(y):int(y + h), int(x):int(x + w)]
                 hits = gallery.search(session, crop, top_k=1, threshold=threshold).results[0].sightings
                 spans = [(round((hit.start - start).total_seconds() * analysis.fps),
                           round((hit.end - start).total_seconds() * analysis.fps)) for hit in hits]
@@ -226,7 +223,6 @@ def search_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, Any
                 if hits:
                     precisions.append(sum(owner.get(span) == person for span in spans) / len(hits))
         engine.dispose()
-    capture.release()
     return {"threshold": round(threshold, 4), "identities_queried": len(queries),
             "recall": round(float(np.mean(recalls)), 4) if recalls else None,
             "precision": round(float(np.mean(precisions)), 4) if precisions else None,

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embedder.lifecycle import LazyModel
+from embedder.metadata import ModelMetadata
 
 BGRImage = NDArray[np.uint8]
 
@@ -31,6 +32,13 @@ class Embedder(LazyModel):
 
     model_id: str
     dim: int
+    metadata: ModelMetadata | None = None  # set by embedders loaded from a model directory
+
+    def calibrated_threshold(self) -> float | None:
+        """Return the match threshold that ``reid calibrate`` stored with the model, if any."""
+        if self.metadata is None or self.metadata.threshold is None:
+            return None
+        return float(self.metadata.threshold)
 
     def embed(self, images: Sequence[BGRImage]) -> NDArray[np.float32]:
         """Embed BGR uint8 images (any sizes) into an (N, dim) float32 array of unit rows.

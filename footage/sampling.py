@@ -58,6 +58,23 @@ def _open(path: Path) -> cv2.VideoCapture:
     return capture
 
 
+def read_frame(path: Path, index: int) -> BGRImage:
+    """Decode frame ``index`` (from 0) of a video.
+
+    Raises:
+        VideoError: OpenCV cannot open the file or read that frame.
+    """
+    capture = _open(path)
+    try:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = capture.read()
+    finally:
+        capture.release()
+    if not ok:
+        raise VideoError(f"{path}: cannot read frame {index}")
+    return frame
+
+
 def sample_step(fps: float, analysis_fps: float) -> float:
     """Return the spacing in frames between analysed frames, at least 1."""
     return max(1.0, fps / analysis_fps)

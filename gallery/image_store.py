@@ -13,19 +13,32 @@ class ImageStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def put(self, data: bytes, sha256: str, extension: str) -> str:
-        """Write ``data`` unless already stored and return its path relative to ``root``."""
+    def put(self, data: bytes, sha256: str, extension: str) -> tuple[str, bool]:
+        """Write ``data`` unless already stored.
+
+        Returns:
+            Its path relative to ``root``, and whether this call created the file.
+        """
         relative = f"{sha256[:2]}/{sha256}{extension}"
         target = self.root / relative
-        if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        return relative
+        if target.is_file():
+            return relative, False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        return relative, True
+
+    def remove_unreferenced(self, referenced: set[str]) -> int:
+        """Delete the stored files whose relative path is not in ``referenced``; return how many."""
+        orphans = [p for p in self.root.glob("*/*")
+                   if p.is_file() and f"{p.parent.name}/{p.name}" not in referenced]
+        for path in orphans:
+            path.unlink(missing_ok=True)
+        return len(orphans)
 
     def path(self, relative: str) -> Path:
         """Return the absolute path of a stored file."""

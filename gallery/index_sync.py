@@ -14,7 +14,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gallery.models import IndexState
+from gallery.models import IndexState, unpack_vectors
 from gallery.vector_index import IdFingerprint, VectorIndex
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,8 @@ def sync_index(session: Session, index: VectorIndex, rows: sa.Select) -> bool:
         return False
     log.info("rebuilding %s from the database (%d vectors)", index.path.name, expected.count)
     found = session.execute(rows).all()
-    id_array = np.array([row[0] for row in found], dtype=np.int64)
-    vectors = (np.stack([np.frombuffer(row[1], "<f4") for row in found]).astype(np.float32)
-               if found else np.zeros((0, index.dim), np.float32))
-    index.rebuild(id_array, vectors)
+    index.rebuild(np.array([row[0] for row in found], dtype=np.int64),
+                  unpack_vectors([row[1] for row in found], index.dim))
     return True
 
 
@@ -103,7 +101,7 @@ class SharedIndex:
         self.lock_path = self.directory / f"{name}.lock"
         self.model_id = model_id
         self.dim = dim
-        self._rows = rows
+        self.rows = rows
         self._prepare = prepare
         # The copy and the generation it reflects (None: re-sync), replaced together.
         self._copy: tuple[VectorIndex, int | None] | None = None
@@ -162,7 +160,7 @@ class SharedIndex:
             stale.unlink(missing_ok=True)
         index = VectorIndex(self.directory, self.name, self.model_id, self.dim)
         with session.no_autoflush:
-            rebuilt = sync_index(session, index, self._rows)
+            rebuilt = sync_index(session, index, self.rows)
         self._copy = (index, generation)
         return rebuilt
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import numpy as np
@@ -45,6 +46,18 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 # Primary keys are SQL INTEGER: 32-bit on PostgreSQL. A larger id cannot be stored, so a lookup
 # of one is answered "not found" before the database refuses the literal.
 MAX_ID = 2**31 - 1
+
+
+def pack_vector(vector: NDArray[np.float32]) -> bytes:
+    """Serialize a 1-D float32 vector (little-endian) for a vector column."""
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def unpack_vectors(blobs: Sequence[bytes], dim: int) -> NDArray[np.float32]:
+    """Return vector-column values as an (N, dim) float32 array (N may be 0)."""
+    if not blobs:
+        return np.zeros((0, dim), np.float32)
+    return np.stack([np.frombuffer(blob, dtype="<f4") for blob in blobs]).astype(np.float32)
 
 
 class Base(DeclarativeBase):
@@ -105,15 +118,6 @@ class Embedding(Base):
     vector: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
     image: Mapped[Image] = relationship(back_populates="embeddings")
-
-    @staticmethod
-    def pack(vector: NDArray[np.float32]) -> bytes:
-        """Serialize a 1-D float32 vector (little-endian)."""
-        return np.asarray(vector, dtype="<f4").tobytes()
-
-    def unpack(self) -> NDArray[np.float32]:
-        """Return the stored vector as a (dim,) float32 array."""
-        return np.frombuffer(self.vector, dtype="<f4").astype(np.float32)
 
 
 class Video(Base):

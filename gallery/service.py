@@ -17,11 +17,12 @@ from gallery import audit
 from gallery.db import release_erased
 from gallery.errors import Conflict, InvalidInput, NotFound
 from gallery.image_store import ImageStore
-from gallery.models import MAX_ID, Embedding, Image, Person, SightingMatch
+from gallery.lookup import get_or_not_found
+from gallery.models import Embedding, Image, Person, SightingMatch, pack_vector
 from gallery.ranking import PersonMatch, best_per_person, decide
 from gallery.sightings import SightingHit, Sightings
-from gallery.uploads import CheckedImage, Upload, check_images, clean_name, clean_notes, safe_filename
 from gallery.index_sync import SharedIndex, raise_generation, sync_index
+from gallery.uploads import CheckedImage, Upload, check_images, clean_name, clean_notes, safe_filename
 from gallery.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -121,8 +122,7 @@ class Gallery:
             Whether the index was rebuilt rather than read from its file.
         """
         self._embed_missing(session)
-        return sync_index(session, index, sa.select(Embedding.image_id, Embedding.vector)
-                          .where(Embedding.model_id == self.embedder.model_id))
+        return sync_index(session, index, self._vectors.rows)
 
     def _embed_missing(self, session: Session, batch_size: int = 64) -> None:
         """Embed stored images that have no vector from the current model (after a model change)."""
@@ -137,21 +137,17 @@ class Gallery:
             images = [decode_image(self.store.read(image.stored_path)) for image in batch]
             for image, vector in zip(batch, self.embedder.embed(images)):
                 session.add(Embedding(image_id=image.id, model_id=model_id,
-                                      dim=self.embedder.dim, vector=Embedding.pack(vector)))
+                                      dim=self.embedder.dim, vector=pack_vector(vector)))
             raise_generation(session, "gallery")
             session.commit()
 
     def remove_orphan_files(self, session: Session) -> int:
         """Delete image files no row refers to (left by a process killed before its commit)."""
         with self._vectors.writing(session):  # no write is between its files and its commit
-            referenced = set(session.scalars(sa.select(Image.stored_path)).all())
-            orphans = [p for p in self.store.root.glob("*/*")
-                       if p.is_file() and f"{p.parent.name}/{p.name}" not in referenced]
-            for path in orphans:
-                path.unlink(missing_ok=True)
-        if orphans:
-            log.info("removed %d image files left by an interrupted write", len(orphans))
-        return len(orphans)
+            removed = self.store.remove_unreferenced(set(session.scalars(sa.select(Image.stored_path))))
+        if removed:
+            log.info("removed %d image files left by an interrupted write", removed)
+        return removed
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -171,13 +167,7 @@ class Gallery:
         Raises:
             NotFound: no person has that id.
         """
-        if not 0 < person_id <= MAX_ID:
-            raise NotFound(f"no person has id {person_id}")
-        person = session.scalar(sa.select(Person).where(Person.id == person_id)
-                                .options(selectinload(Person.images)))
-        if person is None:
-            raise NotFound(f"no person has id {person_id}")
-        return person
+        return get_or_not_found(session, Person, person_id, "person", (selectinload(Person.images),))
 
     def get_image(self, session: Session, image_id: int) -> Image:
         """Return an image row.
@@ -185,10 +175,7 @@ class Gallery:
         Raises:
             NotFound: no image has that id.
         """
-        image = session.get(Image, image_id) if 0 < image_id <= MAX_ID else None
-        if image is None:
-            raise NotFound(f"no image has id {image_id}")
-        return image
+        return get_or_not_found(session, Image, image_id, "image")
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -215,11 +202,6 @@ class Gallery:
         """
         person = self.get_person(session, person_id)
         checked = self._check(uploads)
-        known = {image.sha256 for image in person.images}
-        for item in checked:
-            if item.sha256 in known:
-                raise Conflict(f"{safe_filename(item.upload.filename) or 'an image'} "
-                               f"is already enrolled for person {person_id}")
         return self._attach(session, person, checked, source, actor=actor, action="add_images")
 
     def delete_person(self, session: Session, person_id: int, *, actor: str = audit.SYSTEM) -> DeletionReceipt:
@@ -276,20 +258,21 @@ class Gallery:
                 known = set(session.scalars(sa.select(Image.sha256).where(Image.person_id == person.id)))
                 if not session.scalar(sa.select(Person.id).where(Person.id == person.id)):
                     raise NotFound(f"no person has id {person.id}")
-                if known & {item.sha256 for item in checked}:
-                    raise Conflict(f"an image is already enrolled for person {person.id}")
+                for item in checked:
+                    if item.sha256 in known:
+                        raise Conflict(f"{safe_filename(item.upload.filename) or 'an image'} "
+                                       f"is already enrolled for person {person.id}")
             try:
                 images = []
                 for item, vector in zip(checked, vectors):
-                    existed = self.store.path(f"{item.sha256[:2]}/{item.sha256}{item.extension}").is_file()
-                    stored = self.store.put(item.upload.data, item.sha256, item.extension)
-                    if not existed:
+                    stored, created = self.store.put(item.upload.data, item.sha256, item.extension)
+                    if created:
                         written.append(stored)
                     image = Image(person=person, source=source, original_name=safe_filename(item.upload.filename),
                                   sha256=item.sha256, width=item.width, height=item.height,
                                   byte_size=len(item.upload.data), stored_path=stored)
                     image.embeddings.append(Embedding(model_id=self.embedder.model_id, dim=self.embedder.dim,
-                                                      vector=Embedding.pack(vector)))
+                                                      vector=pack_vector(vector)))
                     session.add(image)
                     images.append(image)
                 session.flush()

@@ -8,7 +8,6 @@ import hashlib
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import cv2
 import numpy as np
 import sqlalchemy as sa
 from numpy.typing import NDArray
@@ -17,11 +16,13 @@ from sqlalchemy.orm import Session
 from detector.base import Detection
 from embedder.base import BGRImage
 from footage.analysis import VideoAnalysis
+from footage.sampling import VideoError, read_frame
 from gallery import audit
 from gallery.errors import NotFound
 from gallery.image_store import ImageStore
-from gallery.index_sync import SharedIndex, sync_index
-from gallery.models import MAX_ID, Embedding, Sighting, SightingCrop, SightingMatch, SightingVector, Video
+from gallery.index_sync import SharedIndex
+from gallery.lookup import get_or_not_found
+from gallery.models import MAX_ID, Sighting, SightingCrop, SightingMatch, SightingVector, Video, pack_vector, unpack_vectors
 from gallery.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -77,11 +78,6 @@ class Sightings:
         """Return the sightings index as of the latest committed write of any process."""
         return self._vectors.current(session)
 
-    def sync(self, session: Session, index: VectorIndex) -> bool:
-        """Make ``index`` hold exactly this model's sighting vectors; return whether it was rebuilt."""
-        return sync_index(session, index, sa.select(SightingVector.id, SightingVector.vector)
-                          .join(Sighting).join(Video).where(Video.model_id == self.model_id))
-
     def record(self, session: Session, analysis: VideoAnalysis, *, camera: str, sha256: str,
                recorded_start: datetime) -> Video:
         """Store a video's sightings, crops and vectors in one transaction, then index the vectors.
@@ -104,19 +100,19 @@ class Sightings:
                     sighting = Sighting(start_time=recorded_start + timedelta(seconds=track.start_s),
                                         end_time=recorded_start + timedelta(seconds=track.end_s),
                                         start_frame=track.start_frame, end_frame=track.end_frame,
-                                        detections=track.detections, mean_vector=Embedding.pack(track.embedding))
+                                        detections=track.detections, mean_vector=pack_vector(track.embedding))
                     for rank, crop in enumerate(track.best_crops):
-                        digest = hashlib.sha256(crop.jpeg).hexdigest()
-                        if not self.store.path(f"{digest[:2]}/{digest}.jpg").is_file():
-                            written.append(self.store.put(crop.jpeg, digest, ".jpg"))
+                        stored, created = self.store.put(crop.jpeg, hashlib.sha256(crop.jpeg).hexdigest(), ".jpg")
+                        if created:
+                            written.append(stored)
                         x, y, w, h = crop.bbox
                         sighting.crops.append(SightingCrop(
                             rank=rank, frame=crop.frame, x=x, y=y, w=w, h=h,
                             detection_score=crop.quality.score, sharpness=crop.quality.sharpness,
-                            quality=crop.quality.quality, stored_path=f"{digest[:2]}/{digest}.jpg"))
+                            quality=crop.quality.quality, stored_path=stored))
                     for member in track.members:
                         row = SightingVector(frame=member.frame, quality=member.quality.quality,
-                                             vector=Embedding.pack(member.embedding))
+                                             vector=pack_vector(member.embedding))
                         sighting.vectors.append(row)
                         members.append((row, member.embedding))
                     video.sightings.append(sighting)
@@ -135,20 +131,13 @@ class Sightings:
     def remove_orphan_crops(self, session: Session) -> int:
         """Delete crop files no row refers to (left by a run killed before its commit)."""
         with self._vectors.writing(session):  # no write is between its files and its commit
-            referenced = set(session.scalars(sa.select(SightingCrop.stored_path)).all())
-            orphans = [p for p in self.store.root.glob("*/*")
-                       if p.is_file() and f"{p.parent.name}/{p.name}" not in referenced]
-            for path in orphans:
-                path.unlink(missing_ok=True)
-        return len(orphans)
+            return self.store.remove_unreferenced(set(session.scalars(sa.select(SightingCrop.stored_path))))
 
     def vectors_of(self, session: Session, video_id: int) -> tuple[list[int], NDArray[np.float32]]:
         """Return the sighting id of each member vector of a video, and the vectors (N, D)."""
         rows = session.execute(sa.select(SightingVector.sighting_id, SightingVector.vector)
                                .join(Sighting).where(Sighting.video_id == video_id)).all()
-        vectors = (np.stack([np.frombuffer(r.vector, "<f4") for r in rows]).astype(np.float32)
-                   if rows else np.zeros((0, self.dim), np.float32))
-        return [r.sighting_id for r in rows], vectors
+        return [r.sighting_id for r in rows], unpack_vectors([r.vector for r in rows], self.dim)
 
     def search(self, session: Session, vectors: NDArray[np.float32], threshold: float,
                limit: int = 20) -> list[list[SightingHit]]:
@@ -192,10 +181,7 @@ class Sightings:
         Raises:
             NotFound: no crop has that id.
         """
-        crop = session.get(SightingCrop, crop_id) if 0 < crop_id <= MAX_ID else None
-        if crop is None:
-            raise NotFound(f"no sighting crop has id {crop_id}")
-        return crop
+        return get_or_not_found(session, SightingCrop, crop_id, "sighting crop")
 
     def frame(self, session: Session, sighting_id: int) -> tuple[BGRImage, Detection]:
         """Read the frame of a sighting's best crop from its video, with the crop's box.
@@ -209,14 +195,10 @@ class Sightings:
         if row is None:
             raise NotFound(f"no sighting has id {sighting_id}")
         crop, path = row
-        capture = cv2.VideoCapture(path)
         try:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, crop.frame)
-            ok, image = capture.read()
-        finally:
-            capture.release()
-        if not ok:
-            raise NotFound(f"the video {path} of sighting {sighting_id} can no longer be read")
+            image = read_frame(Path(path), crop.frame)
+        except VideoError as exc:
+            raise NotFound(f"the video {path} of sighting {sighting_id} can no longer be read") from exc
         return image, Detection(crop.x, crop.y, crop.w, crop.h, crop.detection_score)
 
     def link_person(self, session: Session, person_id: int, vectors: NDArray[np.float32],

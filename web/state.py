@@ -77,10 +77,8 @@ class ReidState:
         """Return the configured threshold, else the model's calibrated one, else the fallback."""
         if self.config["MATCH_THRESHOLD"] is not None:
             return float(self.config["MATCH_THRESHOLD"])
-        metadata = getattr(self.embedder, "metadata", None)
-        if metadata is not None and metadata.threshold is not None:
-            return float(metadata.threshold)
-        return float(self.config["FALLBACK_THRESHOLD"])
+        calibrated = self.embedder.calibrated_threshold()
+        return calibrated if calibrated is not None else float(self.config["FALLBACK_THRESHOLD"])
 
 
 def init_app(app: Flask) -> None:

@@ -6,25 +6,27 @@ import sys
 from datetime import UTC, datetime
 
 import click
+from sqlalchemy.orm import Session
 from flask.cli import with_appcontext
 
 from gallery import access, audit
 from gallery.models import ROLES
 from web.auth import open_mode_refusal
 from web.commands import cli_errors
-from web.state import DatabaseNotReady, db_session, reid
+from web.state import db_session, reid
 
 _role_option = click.option("--role", type=click.Choice(ROLES), required=True,
                             help="viewer: search and read; operator: also enroll, add images, index "
                                  "footage; admin: also delete and manage keys and users.")
 
 
-def _session():  # type: ignore[no-untyped-def]
-    """Return the command's session once the database is known to be migrated."""
-    try:
-        reid().check_database()
-    except DatabaseNotReady as exc:
-        raise click.ClickException(str(exc)) from exc
+def _session() -> Session:
+    """Return the command's session once the database is known to be migrated.
+
+    Raises:
+        DatabaseNotReady: the schema is missing or old (``cli_errors`` turns it into a message).
+    """
+    reid().check_database()
     return db_session()
 
 
@@ -61,6 +63,7 @@ def keys_revoke(key_id: int) -> None:
 
 @keys.command("list")
 @with_appcontext
+@cli_errors
 def keys_list() -> None:
     """List the keys: id, prefix, role, name, created, last used, revoked."""
     rows = access.list_keys(_session())
@@ -106,6 +109,7 @@ def users_disable(username: str) -> None:
 
 @users.command("list")
 @with_appcontext
+@cli_errors
 def users_list() -> None:
     """List the users: id, name, role, created, disabled."""
     rows = access.list_users(_session())
@@ -132,6 +136,7 @@ def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> d
               help="Only entries at or after this time (UTC unless it has an offset).")
 @click.option("--format", "fmt", type=click.Choice(audit.EXPORT_FORMATS), default="csv", show_default=True)
 @with_appcontext
+@cli_errors
 def audit_command(since: datetime | None, fmt: str) -> None:
     """Export the audit log: who searched, enrolled, deleted, signed in, managed access, when."""
     text = audit.export(audit.entries(_session(), since), fmt)

@@ -49,10 +49,8 @@ def _resolve_threshold(embedder: Embedder, threshold: float | None) -> tuple[flo
     """Return the threshold to use and where it came from: the option, the model, or the default."""
     if threshold is not None:
         return threshold, "given"
-    metadata = getattr(embedder, "metadata", None)
-    if metadata is not None and metadata.threshold is not None:
-        return float(metadata.threshold), "calibrated"
-    return DEFAULT_THRESHOLD, "default"
+    calibrated = embedder.calibrated_threshold()
+    return (calibrated, "calibrated") if calibrated is not None else (DEFAULT_THRESHOLD, "default")
 
 
 def _evaluate(embedder: Embedder, query_dir: Path, gallery_dir: Path, threshold: float,
