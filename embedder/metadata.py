@@ -14,7 +14,9 @@ class ModelMetadata:
     """What a model directory says about its model.
 
     ``input_size`` is (height, width); the model takes RGB floats in 0..255 and does its own
-    normalization. ``threshold`` is the calibrated cosine-similarity match threshold.
+    normalization. ``flip_average``: an image's embedding is the sum of the model's outputs for
+    the image and its mirror image (the usual re-ID test-time flip). ``threshold`` is the
+    calibrated cosine-similarity match threshold.
     """
 
     model_id: str
@@ -26,6 +28,7 @@ class ModelMetadata:
     license: str = ""
     recipe: dict = field(default_factory=dict)
     validation: dict = field(default_factory=dict)
+    flip_average: bool = False
     threshold: float | None = None
     threshold_target_fmr: float | None = None
 

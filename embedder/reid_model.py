@@ -20,10 +20,17 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.keras"
 
 
+def flip_averaged(model: keras.Model, images: tf.Tensor) -> tf.Tensor:
+    """Return ``model``'s outputs for ``images`` plus those for their mirror images, in one pass."""
+    outputs = model(tf.concat([images, tf.reverse(images, axis=[2])], axis=0), training=False)
+    direct, mirrored = tf.split(outputs, 2, axis=0)
+    return direct + mirrored
+
+
 class KerasEmbedder(Embedder):
     """Embeds person crops with a Keras model from (N, H, W, 3) RGB 0..255 to (N, D) vectors.
 
-    ``metadata`` supplies ``model_id``, ``dim`` and the input size.
+    ``metadata`` supplies ``model_id``, ``dim``, the input size and whether to flip-average.
     """
 
     def __init__(self, model: keras.Model | None, metadata: ModelMetadata, batch_size: int = 32) -> None:
@@ -52,7 +59,10 @@ class KerasEmbedder(Embedder):
         """Get the model and trace its inference pass for any batch size."""
         model = self._read_model()
         spec = tf.TensorSpec((None, *self.input_size, 3), tf.float32)
-        self._forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        if self.metadata.flip_average:
+            self._forward = tf.function(lambda x: flip_averaged(model, x), input_signature=[spec])
+        else:
+            self._forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
 
     def _embed(self, images: Sequence[BGRImage]) -> NDArray[np.float32]:
         """Return the raw (N, dim) embeddings of ``images``, ``batch_size`` at a time."""

@@ -74,7 +74,7 @@ class TrainConfig:
     val_gallery: Path | None = None
     recipe: str = "triplet-bnneck"
     input_size: tuple[int, int] = (256, 128)
-    epochs: int = 80
+    epochs: int = 60
     persons_per_batch: int = 16
     images_per_person: int = 4
     learning_rate: float = 3.5e-4
@@ -90,6 +90,7 @@ class TrainConfig:
     checkpoint_minutes: float = 10.0
     validate_every: int = 1
     target_fmr: float = 1e-3
+    flip_average: bool = True
     seed: int = 0
     max_steps: int | None = None
     pretrained: bool = True
@@ -331,11 +332,13 @@ class Trainer:
     def metadata(self) -> ModelMetadata:
         """Describe the current inference model."""
         config = self.config
+        flip = "flip-" if config.flip_average else ""
         return ModelMetadata(
-            model_id=f"reid-mobilenetv2-{config.input_size[0]}x{config.input_size[1]}-"
+            model_id=f"reid-mobilenetv2-{config.input_size[0]}x{config.input_size[1]}-{flip}"
                      f"{weights_digest(self.net.inference_model())}",
             input_size=tuple(config.input_size),
             embedding_dim=int(self.net.neck.gamma.shape[0]),
+            flip_average=config.flip_average,
             training_data=describe_training_data(config, self.data),
             license="research use only (inherits the training data's terms)"
                     if "cuhk03" in str(config.data_dir).lower() else "",

@@ -36,7 +36,7 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
 @click.option("--publish-checkpoint", "publish_dir", type=_folder, default=None,
               help="Also keep a compact copy of each checkpoint here (bfloat16 optimizer moments), "
                    "e.g. a folder committed to the repository; resuming uses it when it is ahead.")
-@click.option("--epochs", type=click.IntRange(1), default=80, show_default=True,
+@click.option("--epochs", type=click.IntRange(1), default=60, show_default=True,
               help="Total epochs, counting those already done when resuming.")
 @click.option("--recipe", type=click.Choice(["triplet-bnneck", "dcl"]), default="triplet-bnneck",
               show_default=True,
@@ -48,6 +48,9 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
               help="Validation query folder (<person>/<image>); needs --val-gallery.")
 @click.option("--val-gallery", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Validation gallery folder (<person>/<image>); needs --val-query.")
+@click.option("--flip-average/--no-flip-average", default=True, show_default=True,
+              help="Embed each image as the sum of the model's outputs for it and its mirror image "
+                   "(twice the compute, a more accurate vector); validation and export use it.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from the latest checkpoint if there is one.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling and augmentation.")
@@ -63,7 +66,7 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
               help="TensorFlow intra-op threads (use the number of physical cores).")
 def train_command(data_dir: Path, out_dir: Path, checkpoint_dir: Path, publish_dir: Path | None,
                   epochs: int, recipe: str, input_size: tuple[int, int], val_query: Path | None,
-                  val_gallery: Path | None, resume: bool, seed: int, frozen_blocks: int,
+                  val_gallery: Path | None, flip_average: bool, resume: bool, seed: int, frozen_blocks: int,
                   persons_per_batch: int, images_per_person: int, max_steps: int | None,
                   threads: int) -> None:
     """Fine-tune the MobileNetV2 re-ID embedder on DATA_DIR, one folder per person.
@@ -93,7 +96,8 @@ def train_command(data_dir: Path, out_dir: Path, checkpoint_dir: Path, publish_d
     config = TrainConfig(
         data_dir=data_dir, checkpoint_dir=checkpoint_dir, out_dir=out_dir,
         publish_checkpoint_dir=publish_dir, val_query=val_query, val_gallery=val_gallery,
-        recipe=recipe, input_size=input_size, epochs=epochs, seed=seed, resume=resume,
+        recipe=recipe, input_size=input_size, epochs=epochs, flip_average=flip_average,
+        seed=seed, resume=resume,
         frozen_blocks=frozen_blocks, persons_per_batch=persons_per_batch,
         images_per_person=images_per_person, max_steps=max_steps)
     try:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
+from embedder.base import l2_normalize
 from embedder.metadata import ModelMetadata
+from embedder.preprocess import to_model_input
 from embedder.reid_model import KerasEmbedder, ReidEmbedder
 from embedder.training.checkpoint import (
     LoopState,
@@ -62,6 +65,21 @@ def test_reid_embedder_loads_the_directory(exported: tuple[keras.Model, Path]) -
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     in_memory = KerasEmbedder(model, from_disk.metadata, batch_size=5).embed(images)
     np.testing.assert_allclose(vectors, in_memory, atol=1e-6)
+
+
+def test_flip_average_sums_an_image_and_its_mirror() -> None:
+    keras.utils.set_random_seed(0)
+    size = (8, 4)
+    model = keras.Sequential([keras.Input((*size, 3)), keras.layers.Flatten(), keras.layers.Dense(6)])
+    image = np.random.default_rng(3).integers(0, 256, (*size, 3), dtype=np.uint8)
+    mirror = np.ascontiguousarray(image[:, ::-1])
+    metadata = ModelMetadata(model_id="flat", input_size=size, embedding_dim=6)
+    flipped = KerasEmbedder(model, replace(metadata, flip_average=True), batch_size=2).embed([image, mirror])
+    outputs = model.predict(to_model_input([image, mirror], size), verbose=0)
+    np.testing.assert_allclose(flipped[0], l2_normalize(outputs.sum(axis=0, keepdims=True))[0], atol=1e-5)
+    np.testing.assert_allclose(flipped[0], flipped[1], atol=1e-6)  # a mirror image is the same person
+    plain = KerasEmbedder(model, metadata).embed([image, mirror])
+    assert np.abs(plain[0] - plain[1]).max() > 0.1
 
 
 def test_reid_embedder_needs_a_model_file(tmp_path: Path) -> None:
