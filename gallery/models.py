@@ -44,7 +44,10 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
 
 # Primary keys are SQL INTEGER: 32-bit on PostgreSQL. A larger id cannot be stored, so a lookup
-# of one is answered "not found" before the database refuses the literal.
+# of one is answered "not found" before the database refuses the literal. Ids are never reused,
+# so a retried delete or a stale FAISS id cannot reach a newer row: PostgreSQL's sequences never go
+# back, and every table keyed by a surrogate id is ``sqlite_autoincrement`` (else SQLite hands out
+# max(id) + 1, the id of a just-deleted newest row).
 MAX_ID = 2**31 - 1
 
 
@@ -71,6 +74,7 @@ class Person(Base):
     """A known person, enrolled with one or more images."""
 
     __tablename__ = "persons"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
@@ -86,7 +90,7 @@ class Image(Base):
     """One enrolled image of a person, stored as a file under the data directory."""
 
     __tablename__ = "images"
-    __table_args__ = (sa.UniqueConstraint("person_id", "sha256"),)
+    __table_args__ = (sa.UniqueConstraint("person_id", "sha256"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(
@@ -109,7 +113,7 @@ class Embedding(Base):
     """The vector one embedder model produced for one image."""
 
     __tablename__ = "embeddings"
-    __table_args__ = (sa.UniqueConstraint("image_id", "model_id"),)
+    __table_args__ = (sa.UniqueConstraint("image_id", "model_id"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(sa.ForeignKey("images.id", ondelete="CASCADE"))
@@ -124,7 +128,7 @@ class Video(Base):
     """A recording that was indexed completely (a row exists only once all its sightings do)."""
 
     __tablename__ = "videos"
-    __table_args__ = (sa.UniqueConstraint("sha256", "model_id"),)
+    __table_args__ = (sa.UniqueConstraint("sha256", "model_id"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     path: Mapped[str] = mapped_column(sa.String(1000))
@@ -149,6 +153,7 @@ class Sighting(Base):
     """One track in a video: where and when one (unknown) person was seen."""
 
     __tablename__ = "sightings"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     video_id: Mapped[int] = mapped_column(sa.ForeignKey("videos.id", ondelete="CASCADE"), index=True)
@@ -171,6 +176,7 @@ class SightingCrop(Base):
     """One of a sighting's best crops (rank 0 is the thumbnail), with its quality measures."""
 
     __tablename__ = "sighting_crops"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sighting_id: Mapped[int] = mapped_column(sa.ForeignKey("sightings.id", ondelete="CASCADE"), index=True)
@@ -196,6 +202,7 @@ class SightingVector(Base):
     """One member embedding of a sighting; the sightings FAISS index is keyed by these ids."""
 
     __tablename__ = "sighting_vectors"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sighting_id: Mapped[int] = mapped_column(sa.ForeignKey("sightings.id", ondelete="CASCADE"), index=True)
@@ -225,6 +232,7 @@ class ApiKey(Base):
     """A client's key: only its prefix (to find it) and SHA-256 (to check it) are stored."""
 
     __tablename__ = "api_keys"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
@@ -240,6 +248,7 @@ class User(Base):
     """A person who signs in to the pages; the password is stored as a salted slow hash."""
 
     __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(100), unique=True)
@@ -253,6 +262,7 @@ class AuditEntry(Base):
     """One accountable action; the table is append-only (database triggers refuse changes)."""
 
     __tablename__ = "audit_log"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import context
 
 from gallery.db import make_engine
@@ -34,11 +35,37 @@ def run_migrations_online() -> None:
         engine.dispose()
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
-    context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=True, compare_type=True)
-    with context.begin_transaction():
-        context.run_migrations()
+def _run(connection: sa.Connection) -> None:
+    """Run the migrations; on SQLite with foreign keys off, as batch mode's table copies need."""
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        _set_sqlite_foreign_keys(connection, enabled=False)
+    try:
+        context.configure(connection=connection, target_metadata=target_metadata,
+                          render_as_batch=True, compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if sqlite:
+            _set_sqlite_foreign_keys(connection, enabled=True)
+
+
+def _set_sqlite_foreign_keys(connection: sa.Connection, enabled: bool) -> None:
+    """Turn SQLite's foreign key enforcement on or off for ``connection``.
+
+    With it on, dropping a parent table to recreate it deletes the child rows (ON DELETE
+    CASCADE). SQLite ignores the switch inside a transaction, so it is made on the driver's
+    connection, which has none open between migrations.
+
+    Raises:
+        RuntimeError: the connection is inside a transaction, so the switch did not take.
+    """
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"PRAGMA foreign_keys = {'ON' if enabled else 'OFF'}")
+    if bool(driver.execute("PRAGMA foreign_keys").fetchone()[0]) != enabled:
+        raise RuntimeError(f"could not turn SQLite foreign keys {'on' if enabled else 'off'}: "
+                           "the migration connection is inside a transaction")
 
 
 if context.is_offline_mode():
