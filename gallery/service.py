@@ -246,14 +246,16 @@ class Gallery:
 
     def _attach(self, session: Session, person: Person, checked: list[CheckedImage],
                 source: str, *, actor: str, action: str) -> list[Image]:
-        """Store files, rows, vectors and the audit entry in one transaction, then index the vectors.
+        """Store files, rows, vectors, links to footage and the audit entry in one transaction.
 
         Files, commit and index change happen under the gallery's write lock, so the index file
-        is saved after the commit by the one process whose copy matches the database.
+        is saved after the commit by the one process whose copy matches the database. The
+        footage lock, held too, keeps sightings from being purged before the links are stored,
+        or stored unseen both by this search and by their own video's linking.
         """
         vectors = self.embedder.embed([item.image for item in checked])
         written: list[str] = []
-        with self._vectors.writing(session) as index:
+        with self._vectors.writing(session) as index, self.sightings.linking(session):
             if person.id is not None:  # an existing person: deleted or given these images meanwhile?
                 known = set(session.scalars(sa.select(Image.sha256).where(Image.person_id == person.id)))
                 if not session.scalar(sa.select(Person.id).where(Person.id == person.id)):
@@ -263,6 +265,7 @@ class Gallery:
                         raise Conflict(f"{safe_filename(item.upload.filename) or 'an image'} "
                                        f"is already enrolled for person {person.id}")
             try:
+                links = self.sightings.find_links(session, vectors, self.link_threshold)
                 images = []
                 for item, vector in zip(checked, vectors):
                     stored, created = self.store.put(item.upload.data, item.sha256, item.extension)
@@ -276,6 +279,7 @@ class Gallery:
                     session.add(image)
                     images.append(image)
                 session.flush()
+                self.sightings.store_links(session, [(person.id, sid, score) for sid, score in links.items()])
                 audit.record(session, actor, action, target=f"person:{person.id}", source=source,
                              image_ids=[image.id for image in images])
                 self._vectors.commit(session)
@@ -285,7 +289,6 @@ class Gallery:
                     self.store.remove(stored)
                 raise
             index.add(np.array([image.id for image in images], dtype=np.int64), vectors)
-        self.sightings.link_person(session, person.id, vectors, self.link_threshold)
         return images
 
     def _count_vectors(self, session: Session, images: list[Image]) -> DeletionReceipt:
@@ -304,7 +307,7 @@ class Gallery:
         return receipt
 
     def link_video(self, session: Session, video_id: int) -> int:
-        """Link the enrolled persons to a newly indexed video's sightings; return the links made."""
+        """Link the enrolled persons to a newly indexed video's sightings, commit; return the new links."""
         sighting_ids, vectors = self.sightings.vectors_of(session, video_id)
         if not sighting_ids or len(self.index(session)) == 0:
             return 0
@@ -313,7 +316,10 @@ class Gallery:
             for person_id, _name, score, _image in person_hits:
                 if score >= self.link_threshold and score > best.get((person_id, sighting_id), -2.0):
                     best[(person_id, sighting_id)] = score
-        return self.sightings.store_links(session, [(p, s, score) for (p, s), score in best.items()])
+        with self.sightings.linking(session):
+            new = self.sightings.store_links(session, [(p, s, score) for (p, s), score in best.items()])
+            session.commit()
+        return new
 
     # -- searching ---------------------------------------------------------------------------
 

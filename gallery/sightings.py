@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 import hashlib
 from datetime import datetime, timedelta
@@ -201,27 +203,53 @@ class Sightings:
             raise NotFound(f"the video {path} of sighting {sighting_id} can no longer be read") from exc
         return image, Detection(crop.x, crop.y, crop.w, crop.h, crop.detection_score)
 
-    def link_person(self, session: Session, person_id: int, vectors: NDArray[np.float32],
-                    threshold: float) -> int:
-        """Link a person to the sightings their image ``vectors`` match; return new links made."""
-        hits = self.search(session, vectors, threshold, limit=10_000)
+    @contextlib.contextmanager
+    def linking(self, session: Session) -> Iterator[None]:
+        """Keep footage writers (``record``, ``purge``) out while the caller links and commits.
+
+        Inside, the index holds every sighting committed so far and no process sharing this
+        data directory stores or purges one. Where both are held, take the gallery's lock first.
+        """
+        with self._vectors.writing(session):
+            yield
+
+    def find_links(self, session: Session, vectors: NDArray[np.float32], threshold: float) -> dict[int, float]:
+        """Return the sightings that image ``vectors`` (N, D) match, each with its best score.
+
+        A read only: objects pending in ``session`` are not flushed by it.
+        """
         best: dict[int, float] = {}
+        with session.no_autoflush:
+            hits = self.search(session, vectors, threshold, limit=10_000)
         for per_image in hits:
             for hit in per_image:
                 best[hit.sighting_id] = max(best.get(hit.sighting_id, -2.0), hit.score)
-        return self.store_links(session, [(person_id, sid, score) for sid, score in best.items()])
+        return best
 
     def store_links(self, session: Session, links: list[tuple[int, int, float]]) -> int:
-        """Insert or raise (person, sighting, score) links; commit; return how many are new."""
+        """Add or raise (person, sighting, score) links, uncommitted; return how many are new.
+
+        Links to sightings deleted since they were found are left out. ``linking`` keeps this
+        data directory's purges out; the database itself guards against any other delete: on
+        PostgreSQL the sightings kept are locked ``FOR KEY SHARE`` until the commit (a delete
+        committed first hides the row from the locking read; a later one waits for the commit),
+        while SQLite, which ignores the clause, allows no other writer once the caller's
+        transaction has written.
+        """
+        if not links:
+            return 0
+        alive = set(session.scalars(sa.select(Sighting.id).where(Sighting.id.in_({s for _, s, _ in links}))
+                                    .with_for_update(read=True, key_share=True)))
         new = 0
         for person_id, sighting_id, score in links:
+            if sighting_id not in alive:
+                continue
             existing = session.get(SightingMatch, (person_id, sighting_id))
             if existing is None:
                 session.add(SightingMatch(person_id=person_id, sighting_id=sighting_id, score=score))
                 new += 1
             elif score > existing.score:
                 existing.score = score
-        session.commit()
         return new
 
     def for_person(self, session: Session, person_id: int, threshold: float

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,8 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gallery.db import make_engine, make_session_factory
 from gallery.footage_indexing import index_footage
-from gallery.models import Sighting, SightingCrop, SightingMatch, SightingVector, Video
+from gallery.models import Person, Sighting, SightingCrop, SightingMatch, SightingVector, Video
 from gallery.service import Gallery
+from gallery.sightings import PurgeReceipt
 from gallery.uploads import Upload
 from tests.conftest import ThumbnailEmbedder, jpeg_bytes
 from tests.footage.conftest import FRAMES, SETTINGS, WALKERS
@@ -103,6 +106,136 @@ def test_links_both_ways_and_removed_with_the_person(sessions, gallery, recordin
         gallery.delete_person(session, late.id)
         assert session.scalar(sa.select(sa.func.count()).select_from(SightingMatch)) == 1
         assert session.scalar(sa.select(sa.func.count(Sighting.id))) == 2
+
+
+class Killed(BaseException):
+    """The process killed right after a commit: nothing after it runs, not even clean-up."""
+
+
+def links_of(session: Session, person_id: int) -> list[int]:
+    return sorted(session.scalars(sa.select(SightingMatch.sighting_id).where(SightingMatch.person_id == person_id)))
+
+
+def stored_files(data_dir: Path) -> list[Path]:
+    return [path for path in (data_dir / "images").rglob("*") if path.is_file()]
+
+
+def test_enroll_commits_its_links_with_the_person(sessions, gallery, recordings, data_dir) -> None:  # type: ignore[no-untyped-def]
+    run(sessions, gallery, recordings)
+
+    def refuse(_session: Session) -> None:
+        raise RuntimeError("the commit failed")
+
+    with sessions() as session:
+        sa.event.listen(session, "before_commit", refuse)
+        with pytest.raises(RuntimeError, match="the commit failed"):
+            gallery.enroll(session, "refused", [walker_crop(0)])
+    with sessions() as session:
+        assert session.scalar(sa.select(sa.func.count(Person.id))) == 0
+        assert session.scalar(sa.select(sa.func.count()).select_from(SightingMatch)) == 0
+        assert len(gallery.index(session)) == 0
+    assert stored_files(data_dir) == []
+
+    def kill(_session: Session) -> None:
+        raise Killed
+
+    with sessions() as session:
+        sa.event.listen(session, "after_commit", kill)
+        with pytest.raises(Killed):
+            gallery.enroll(session, "killed after the commit", [walker_crop(0)])
+    with sessions() as session:
+        person = session.scalars(sa.select(Person)).one()
+        (sighting,) = links_of(session, person.id)  # walker 0 is one track of the video
+        assert session.get(Sighting, sighting).start_time - START < timedelta(seconds=0.5)
+
+        walker = gallery.enroll(session, "walker 1", [walker_crop(1)])
+        linked = links_of(session, walker.id)
+        assert len(linked) == 1 and linked != [sighting]
+        assert gallery.delete_person(session, walker.id).links == len(linked)
+
+
+def test_a_sighting_deleted_after_the_search_is_left_out(sessions, gallery, recordings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    run(sessions, gallery, recordings)
+    find_links = gallery.sightings.find_links
+    deleted = []
+
+    def find_then_delete_one(session: Session, vectors: np.ndarray, threshold: float) -> dict[int, float]:
+        links = find_links(session, vectors, threshold)
+        with sessions() as other:  # a delete the footage lock does not hold back, e.g. another host's
+            deleted.append(min(links))
+            other.execute(sa.delete(Sighting).where(Sighting.id == deleted[0]))
+            other.commit()
+        return links
+
+    monkeypatch.setattr(gallery.sightings, "find_links", find_then_delete_one)
+    with sessions() as session:
+        person = gallery.enroll(session, "both walkers", [walker_crop(0), walker_crop(1)])
+        remaining = session.scalars(sa.select(Sighting.id)).all()
+        assert deleted and len(remaining) == 1 and deleted[0] not in remaining
+        assert links_of(session, person.id) == remaining
+        assert len(person.images) == 2 and len(gallery.index(session)) == 2
+
+
+def test_a_sighting_being_deleted_while_linking_is_left_out(sessions, gallery, recordings,  # type: ignore[no-untyped-def]
+                                                             database_url, monkeypatch) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite lets no other transaction write between the enroll's first write and its commit")
+    run(sessions, gallery, recordings)
+    store_links = gallery.sightings.store_links
+    deleting = threading.Event()
+
+    def delete_uncommitted(sighting_id: int) -> None:
+        with sessions() as other:
+            other.execute(sa.delete(Sighting).where(Sighting.id == sighting_id))
+            deleting.set()
+            time.sleep(1.0)  # the enroll reads the sightings meanwhile
+            other.commit()
+
+    def store_during_a_delete(session: Session, links: list[tuple[int, int, float]]) -> int:
+        deleter = threading.Thread(target=delete_uncommitted, args=(min(s for _, s, _ in links),))
+        deleter.start()
+        try:
+            assert deleting.wait(10)
+            return store_links(session, links)
+        finally:
+            deleter.join()
+
+    monkeypatch.setattr(gallery.sightings, "store_links", store_during_a_delete)
+    with sessions() as session:
+        person = gallery.enroll(session, "both walkers", [walker_crop(0), walker_crop(1)])
+        remaining = session.scalars(sa.select(Sighting.id)).all()
+        assert len(remaining) == 1 and links_of(session, person.id) == remaining
+
+
+def test_footage_writers_wait_for_an_enroll_to_commit(sessions, gallery, recordings, data_dir,  # type: ignore[no-untyped-def]
+                                                       monkeypatch) -> None:
+    run(sessions, gallery, recordings)
+    find_links = gallery.sightings.find_links
+    purges: list[PurgeReceipt] = []
+
+    def purge() -> None:
+        with sessions() as other:  # another process: its own index copy and lock handle
+            purges.append(Gallery(data_dir, ThumbnailEmbedder(), ColourDetector(), link_threshold=0.9)
+                          .sightings.purge(other, START + timedelta(days=1)))
+
+    purger = threading.Thread(target=purge)
+
+    def find_during_a_purge(session: Session, vectors: np.ndarray, threshold: float) -> dict[int, float]:
+        links = find_links(session, vectors, threshold)
+        purger.start()
+        purger.join(timeout=1.0)
+        assert purger.is_alive() and not purges, "the purge ran inside the enroll"
+        return links
+
+    monkeypatch.setattr(gallery.sightings, "find_links", find_during_a_purge)
+    with sessions() as session:
+        person = gallery.enroll(session, "walker", [walker_crop(0)])
+        linked_at_commit = links_of(session, person.id)
+    purger.join(30)
+    (receipt,) = purges
+    assert len(linked_at_commit) == 1 and receipt.sightings == 2
+    with sessions() as session:
+        assert links_of(session, person.id) == [] and session.get(Person, person.id) is not None
 
 
 def test_purge_removes_old_footage_everywhere(sessions, gallery, recordings, data_dir) -> None:  # type: ignore[no-untyped-def]
