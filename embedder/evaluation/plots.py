@@ -30,7 +30,7 @@ def plot_cmc(report: EvaluationReport, path: Path, max_rank: int = 20) -> Path:
     axes = figure.add_subplot()
     axes.plot(ranks, report.cmc[:len(ranks)] * 100, marker="o")
     axes.set(xlabel="rank", ylabel="matching rate (%)", ylim=(0, 100), xticks=ranks,
-             title=f"CMC - {report.model_id} (rank-1 {report.rank1:.1%}, mAP {report.mAP:.1%})")
+             title=f"CMC - {report.model_id}\n(rank-1 {report.rank1:.1%}, mAP {report.mAP:.1%})")
     axes.grid(alpha=0.3)
     figure.savefig(path, dpi=100)
     return path
@@ -50,7 +50,7 @@ def plot_roc(report: EvaluationReport, path: Path) -> Path:
               label=f"threshold {report.threshold:.3f}: FPR {point[0]:.2%}, TPR {point[1]:.1%}")
     axes.set_xscale("log")
     axes.set(xlim=(floor, 1), ylim=(0, 1.01), xlabel="false positive rate (false match rate)",
-             ylabel="true positive rate (detection rate)", title=f"ROC - {report.model_id}")
+             ylabel="true positive rate (detection rate)", title=f"ROC\n{report.model_id}")
     axes.grid(alpha=0.3, which="both")
     axes.legend(loc="upper left")
     figure.savefig(path, dpi=100)
@@ -67,7 +67,7 @@ def plot_score_histogram(report: EvaluationReport, path: Path) -> Path:
     axes.hist(genuine, bins=bins, density=True, alpha=0.6, label=f"same person ({genuine.size})")
     axes.axvline(report.threshold, color="black", linestyle="--",
                  label=f"threshold {report.threshold:.3f}")
-    axes.set(xlabel="cosine similarity", ylabel="density", title=f"Scores - {report.model_id}")
+    axes.set(xlabel="cosine similarity", ylabel="density", title=f"Scores\n{report.model_id}")
     axes.legend()
     figure.savefig(path, dpi=100)
     return path
