@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -85,9 +86,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     yield sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    drop_database(admin, name)
     admin.dispose()
+
+
+def drop_database(admin: sa.Engine, name: str, attempts: int = 40) -> None:
+    """Drop database ``name``, waiting out an autovacuum worker that may be visiting it.
+
+    ``WITH (FORCE)`` ends the tests' own sessions, but not a worker run by the superuser,
+    which is refused as InsufficientPrivilege until the worker leaves.
+    """
+    for attempt in range(attempts):
+        try:
+            with admin.connect() as connection:
+                connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            return
+        except sa.exc.ProgrammingError as error:
+            if "InsufficientPrivilege" not in type(error.orig).__name__ or attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
 
 
 @pytest.fixture
