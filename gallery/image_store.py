@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -55,3 +57,26 @@ class ImageStore:
         except FileNotFoundError:
             return False
         return True
+
+    @contextlib.contextmanager
+    def staged(self, rollback: Callable[[], None]) -> Iterator[Callable[[bytes, str, str], str]]:
+        """Yield a ``put`` that returns the stored path and remembers the files it created.
+
+        If the block raises, ``rollback`` runs (the caller's transaction) and those files are
+        removed, so a failed write leaves neither rows nor files behind.
+        """
+        written: list[str] = []
+
+        def put(data: bytes, sha256: str, extension: str) -> str:
+            stored, created = self.put(data, sha256, extension)
+            if created:
+                written.append(stored)
+            return stored
+
+        try:
+            yield put
+        except Exception:
+            rollback()
+            for stored in written:
+                self.remove(stored)
+            raise

@@ -254,7 +254,6 @@ class Gallery:
         or stored unseen both by this search and by their own video's linking.
         """
         vectors = self.embedder.embed([item.image for item in checked])
-        written: list[str] = []
         with self._vectors.writing(session) as index, self.sightings.linking(session):
             if person.id is not None:  # an existing person: deleted or given these images meanwhile?
                 known = set(session.scalars(sa.select(Image.sha256).where(Image.person_id == person.id)))
@@ -264,13 +263,11 @@ class Gallery:
                     if item.sha256 in known:
                         raise Conflict(f"{safe_filename(item.upload.filename) or 'an image'} "
                                        f"is already enrolled for person {person.id}")
-            try:
+            with self.store.staged(session.rollback) as put:
                 links = self.sightings.find_links(session, vectors, self.link_threshold)
                 images = []
                 for item, vector in zip(checked, vectors):
-                    stored, created = self.store.put(item.upload.data, item.sha256, item.extension)
-                    if created:
-                        written.append(stored)
+                    stored = put(item.upload.data, item.sha256, item.extension)
                     image = Image(person=person, source=source, original_name=safe_filename(item.upload.filename),
                                   sha256=item.sha256, width=item.width, height=item.height,
                                   byte_size=len(item.upload.data), stored_path=stored)
@@ -283,11 +280,6 @@ class Gallery:
                 audit.record(session, actor, action, target=f"person:{person.id}", source=source,
                              image_ids=[image.id for image in images])
                 self._vectors.commit(session)
-            except Exception:
-                session.rollback()
-                for stored in written:
-                    self.store.remove(stored)
-                raise
             index.add(np.array([image.id for image in images], dtype=np.int64), vectors)
         return images
 

@@ -94,19 +94,16 @@ class Sightings:
                       fps=analysis.fps, frame_count=analysis.frame_count,
                       frames_analysed=analysis.frames_analysed, duration_s=analysis.duration_s,
                       processing_s=analysis.seconds)
-        written: list[str] = []
         members: list[tuple[SightingVector, NDArray[np.float32]]] = []
         with self._vectors.writing(session) as index:  # in step with the database; writers queue
-            try:
+            with self.store.staged(session.rollback) as put:
                 for track in analysis.tracks:
                     sighting = Sighting(start_time=recorded_start + timedelta(seconds=track.start_s),
                                         end_time=recorded_start + timedelta(seconds=track.end_s),
                                         start_frame=track.start_frame, end_frame=track.end_frame,
                                         detections=track.detections, mean_vector=pack_vector(track.embedding))
                     for rank, crop in enumerate(track.best_crops):
-                        stored, created = self.store.put(crop.jpeg, hashlib.sha256(crop.jpeg).hexdigest(), ".jpg")
-                        if created:
-                            written.append(stored)
+                        stored = put(crop.jpeg, hashlib.sha256(crop.jpeg).hexdigest(), ".jpg")
                         x, y, w, h = crop.bbox
                         sighting.crops.append(SightingCrop(
                             rank=rank, frame=crop.frame, x=x, y=y, w=w, h=h,
@@ -120,11 +117,6 @@ class Sightings:
                     video.sightings.append(sighting)
                 session.add(video)
                 self._vectors.commit(session)
-            except Exception:
-                session.rollback()
-                for path in written:
-                    self.store.remove(path)
-                raise
             if members:
                 index.add(np.array([row.id for row, _ in members], dtype=np.int64),
                           np.stack([vector for _, vector in members]).astype(np.float32))
