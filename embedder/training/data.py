@@ -129,23 +129,26 @@ class PKSampler:
         return len(self.epoch_batches(epoch))
 
 
-def augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Flip, pad-and-crop and randomly erase a batch, as Luo et al.; deterministic in ``seed``.
+def augment(images: tf.Tensor, seed: tf.Tensor, max_zoom: float = 1.0) -> tf.Tensor:
+    """Flip, zoom, pad-and-crop and randomly erase a batch, as Luo et al.; deterministic in ``seed``.
 
     Args:
-        images: (B, H, W, 3) uint8 or float RGB in 0..255.
+        images: (B, H, W, 3) uint8 or float RGB in 0..255, H and W known statically.
         seed: (2,) int32/int64 stateless seed.
+        max_zoom: scale jitter (see ``zoom``); 1 leaves the scale alone.
 
     Returns:
         (B, H, W, 3) float32 RGB in 0..255.
     """
     images = tf.cast(images, tf.float32)
     batch, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
-    flip_seed, row_seed, col_seed, erase_seed = tf.unstack(
-        tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4))
+    seed = tf.cast(seed, tf.int64)
+    flip_seed, row_seed, col_seed, erase_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
 
     flip = tf.random.stateless_uniform([batch], flip_seed) < 0.5
     images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    if max_zoom > 1.0:
+        images = zoom(images, tf.random.experimental.stateless_fold_in(seed, 4), max_zoom)
 
     padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
     top = tf.random.stateless_uniform([batch], row_seed, 0, 2 * PAD + 1, dtype=tf.int32)
@@ -155,6 +158,25 @@ def augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     images = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
 
     return random_erase(images, erase_seed)
+
+
+def zoom(images: tf.Tensor, seed: tf.Tensor, max_zoom: float) -> tf.Tensor:
+    """Magnify each image by its own factors in [1, ``max_zoom``], one per axis, at a random place.
+
+    Scale jitter for the misaligned boxes of a person detector: the output shows a random
+    window 1/zoom of the height and of the width, resized back (bilinear) to the full size.
+
+    Args:
+        images: (B, H, W, 3) float32, H and W known statically.
+        seed: (2,) int64 stateless seed.
+        max_zoom: the largest magnification, >= 1.
+    """
+    batch = tf.shape(images)[0]
+    zoom_seed, place_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    extent = 1.0 / tf.random.stateless_uniform([batch, 2], zoom_seed, 1.0, max_zoom)
+    start = tf.random.stateless_uniform([batch, 2], place_seed) * (1.0 - extent)
+    boxes = tf.concat([start, start + extent], axis=1)  # (y1, x1, y2, x2) as fractions of the image
+    return tf.image.crop_and_resize(images, boxes, tf.range(batch), images.shape[1:3])
 
 
 def random_erase(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -197,8 +219,10 @@ def random_erase(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 
 def epoch_dataset(data: TrainingSet, sampler: PKSampler, epoch: int, start_step: int = 0,
-                  *, augmented: bool = True) -> tf.data.Dataset:
+                  *, augmented: bool = True, max_zoom: float = 1.0) -> tf.data.Dataset:
     """Return ``epoch``'s batches from ``start_step`` on as a prefetching dataset.
+
+    ``augmented`` batches go through ``augment`` with ``max_zoom``.
 
     Each element is (step () int64, images (P*K, H, W, 3) float32 RGB 0..255, labels (P*K,) int32).
     """
@@ -218,7 +242,7 @@ def epoch_dataset(data: TrainingSet, sampler: PKSampler, epoch: int, start_step:
     def transform(step: tf.Tensor, images: tf.Tensor, labels: tf.Tensor
                   ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         seed = tf.stack([tf.constant(sampler.seed, tf.int64), tf.constant(epoch, tf.int64) * 1_000_000 + step])
-        pixels = augment(images, seed) if augmented else tf.cast(images, tf.float32)
+        pixels = augment(images, seed, max_zoom) if augmented else tf.cast(images, tf.float32)
         return step, pixels, labels
 
     options = tf.data.Options()

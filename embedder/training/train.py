@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 # Fields that define the optimization; a checkpoint made with other values cannot be resumed.
 RESUME_KEYS = ("recipe", "input_size", "persons_per_batch", "images_per_person", "seed",
-               "frozen_blocks", "scale")
+               "frozen_blocks", "scale", "max_zoom")
 CUHK03_TERMS = ("CUHK03 is licensed for research use only; its terms (including respect for the "
                 "privacy of the people shown) apply to these weights. Retrain on your own cameras "
                 "with `reid train` for other uses.")
@@ -82,6 +82,7 @@ class TrainConfig:
     head_steps: int = 100
     head_learning_rate: float = 3.5e-3
     frozen_blocks: int = 4
+    max_zoom: float = 1.25
     scale: float = 16.0
     center_weight: float = 0.5
     center_rate: float = 0.5
@@ -253,7 +254,8 @@ class Trainer:
         head_optimizer = keras.optimizers.Adam(config.head_learning_rate)
         head_optimizer.build(head)
         step_fn = make_train_step(self.net, head_optimizer, head, config)
-        batches = epoch_dataset(self.data, self.sampler, epoch=0).take(config.head_steps)
+        batches = epoch_dataset(self.data, self.sampler, epoch=0, max_zoom=config.max_zoom).take(
+            config.head_steps)
         with self._bar(min(config.head_steps, self.sampler.steps_per_epoch(0)), "head") as bar:
             for _, images, labels in batches:
                 losses = step_fn(images, labels)
@@ -285,7 +287,8 @@ class Trainer:
         totals: dict[str, float] = {}
         started, seen = time.perf_counter(), 0
         with self._bar(steps, f"epoch {epoch + 1}/{config.epochs}", initial=state.step) as bar:
-            for step, images, labels in epoch_dataset(self.data, self.sampler, epoch, state.step):
+            for step, images, labels in epoch_dataset(self.data, self.sampler, epoch, state.step,
+                                                       max_zoom=config.max_zoom):
                 learning_rate = learning_rate_at(config, epoch, int(step), steps)
                 self.optimizer.learning_rate = learning_rate
                 losses = step_fn(images, labels)

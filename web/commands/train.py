@@ -56,6 +56,9 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling and augmentation.")
 @click.option("--frozen-blocks", type=click.IntRange(0, 19), default=4, show_default=True,
               help="Backbone blocks (stem, block_1, ...) kept frozen while fine-tuning.")
+@click.option("--max-zoom", type=click.FloatRange(1.0), default=1.25, show_default=True,
+              help="Scale jitter: magnify each training image by up to this factor per axis at a "
+                   "random place (1 turns it off).")
 @click.option("--persons-per-batch", type=click.IntRange(2), default=16, show_default=True,
               help="P: persons per batch.")
 @click.option("--images-per-person", type=click.IntRange(2), default=4, show_default=True,
@@ -67,11 +70,12 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
 def train_command(data_dir: Path, out_dir: Path, checkpoint_dir: Path, publish_dir: Path | None,
                   epochs: int, recipe: str, input_size: tuple[int, int], val_query: Path | None,
                   val_gallery: Path | None, flip_average: bool, resume: bool, seed: int, frozen_blocks: int,
-                  persons_per_batch: int, images_per_person: int, max_steps: int | None,
-                  threads: int) -> None:
+                  max_zoom: float, persons_per_batch: int, images_per_person: int,
+                  max_steps: int | None, threads: int) -> None:
     """Fine-tune the MobileNetV2 re-ID embedder on DATA_DIR, one folder per person.
 
-    Trains with identity-balanced P x K batches, flips, pad-and-crop and random erasing:
+    Trains with identity-balanced P x K batches, flips, scale jitter, pad-and-crop and random
+    erasing:
     first the new head on the frozen ImageNet backbone, then the backbone too. Shows a
     progress bar, checkpoints every epoch and every 10 minutes, and resumes exactly where
     it stopped when run again. With --val-query/--val-gallery it logs rank-1 and mAP each
@@ -98,7 +102,7 @@ def train_command(data_dir: Path, out_dir: Path, checkpoint_dir: Path, publish_d
         publish_checkpoint_dir=publish_dir, val_query=val_query, val_gallery=val_gallery,
         recipe=recipe, input_size=input_size, epochs=epochs, flip_average=flip_average,
         seed=seed, resume=resume,
-        frozen_blocks=frozen_blocks, persons_per_batch=persons_per_batch,
+        frozen_blocks=frozen_blocks, max_zoom=max_zoom, persons_per_batch=persons_per_batch,
         images_per_person=images_per_person, max_steps=max_steps)
     try:
         state = train(config)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from embedder.training.data import ERASE_FILL, PKSampler, augment, epoch_dataset, load_training_set
+from embedder.training.data import ERASE_FILL, PKSampler, augment, epoch_dataset, load_training_set, zoom
 
 LABELS = np.repeat(np.arange(10), [2, 3, 4, 5, 6, 7, 8, 9, 1, 12])
 
@@ -81,3 +81,27 @@ def test_random_erasing_fills_one_rectangle_with_the_mean_colour() -> None:
         rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         assert mask.sum() == len(rows) * len(cols)  # one solid rectangle
         assert 0.02 * 64 * 32 * 0.8 < mask.sum() < 0.4 * 64 * 32 * 1.2
+
+
+def test_zoom_magnifies_each_axis_by_at_most_max_zoom_at_a_random_place() -> None:
+    height, width = 64, 32
+    rows = np.broadcast_to(np.arange(height, dtype=np.float32)[:, None, None], (height, width, 3))
+    cols = np.broadcast_to(np.arange(width, dtype=np.float32)[None, :, None], (height, width, 3))
+    images = tf.constant(np.stack([rows, cols] * 16))  # even images: row index; odd: column index
+    out = zoom(images, tf.constant([3, 4], tf.int64), max_zoom=1.5).numpy()
+    row_steps = np.diff(out[0::2, :, 0, 0], axis=1)
+    col_steps = np.diff(out[1::2, 0, :, 0], axis=1)
+    for steps in (row_steps, col_steps):  # the source step per output pixel is 1/zoom, constant per image
+        np.testing.assert_allclose(steps, steps[:, :1].repeat(steps.shape[1], axis=1), atol=1e-3)
+        assert np.all((steps[:, 0] >= 1 / 1.5 - 1e-4) & (steps[:, 0] <= 1 + 1e-4))
+        assert steps[:, 0].std() > 0.02  # factors differ between images
+    assert out[0::2, 0, 0, 0].std() > 0.5  # windows start at different rows
+    assert out.min() >= 0.0 and out[0::2].max() <= height - 1 + 1e-3  # inside the image
+
+
+def test_augment_zooms_only_when_max_zoom_exceeds_one() -> None:
+    images = tf.constant(np.random.default_rng(1).integers(0, 256, (4, 64, 32, 3)), tf.uint8)
+    plain = augment(images, tf.constant([7, 8])).numpy()
+    zoomed = augment(images, tf.constant([7, 8]), max_zoom=1.25).numpy()
+    assert plain.shape == zoomed.shape and not np.array_equal(plain, zoomed)
+    np.testing.assert_array_equal(plain, augment(images, tf.constant([7, 8]), max_zoom=1.0).numpy())
