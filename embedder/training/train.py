@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 # Fields that define the optimization; a checkpoint made with other values cannot be resumed.
 RESUME_KEYS = ("recipe", "input_size", "persons_per_batch", "images_per_person", "seed",
                "frozen_blocks", "scale", "max_zoom")
+# The value a checkpoint implies for a key it predates.
+RESUME_DEFAULTS: dict[str, object] = {"max_zoom": 1.0}
 CUHK03_TERMS = ("CUHK03 is licensed for research use only; its terms (including respect for the "
                 "privacy of the people shown) apply to these weights. Retrain on your own cameras "
                 "with `reid train` for other uses.")
@@ -179,6 +181,12 @@ def json_value(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
+def changed_resume_keys(stored: dict[str, Any], config: dict[str, Any]) -> dict[str, object]:
+    """Return {key: stored value} for each of ``RESUME_KEYS`` where a checkpoint's config differs."""
+    values = {key: stored.get(key, RESUME_DEFAULTS.get(key)) for key in RESUME_KEYS}
+    return {key: value for key, value in values.items() if json_value(value) != json_value(config[key])}
+
+
 class Trainer:
     """Runs one ``TrainConfig``: builds, resumes, trains, validates, checkpoints and exports."""
 
@@ -217,13 +225,10 @@ class Trainer:
         Raises:
             ValueError: the checkpoint was made with a different recipe, size, batch or seed.
         """
-        stored = read_state(path).config
-        changed = [key for key in RESUME_KEYS
-                   if json_value(stored.get(key)) != json_value(self.config.to_json()[key])]
+        changed = changed_resume_keys(read_state(path).config, self.config.to_json())
         if changed:
-            raise ValueError(f"{path} was trained with other {', '.join(changed)}: "
-                             f"{ {key: stored.get(key) for key in changed} }; start afresh with --no-resume "
-                             "or another --checkpoint-dir")
+            raise ValueError(f"{path} was trained with other {', '.join(changed)}: {changed}; start "
+                             "afresh with --no-resume or another --checkpoint-dir")
         self.state = load_checkpoint(path, self.net, self.optimizer)
         self.state.config = self.config.to_json()
         published_history = path.parent / HISTORY_FILE

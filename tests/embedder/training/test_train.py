@@ -16,6 +16,7 @@ from embedder.training.model import build_reid_net
 from embedder.training.train import (
     TrainConfig,
     Trainer,
+    changed_resume_keys,
     compute_losses,
     learning_rate_at,
     update_centers,
@@ -89,6 +90,14 @@ def test_resume_refuses_a_checkpoint_of_another_recipe(tmp_path: Path, tiny_data
     Trainer(tiny_config(tmp_path, head_steps=0, max_steps=0), tiny_data).run()
     with pytest.raises(ValueError, match="persons_per_batch"):
         Trainer(tiny_config(tmp_path, persons_per_batch=2), tiny_data).run()
+
+
+def test_a_checkpoint_older_than_scale_jitter_resumes_only_without_it(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, max_zoom=1.0).to_json()
+    older = {key: value for key, value in config.items() if key != "max_zoom"}
+    assert changed_resume_keys(older, config) == {}
+    assert changed_resume_keys(older, {**config, "max_zoom": 1.25}) == {"max_zoom": 1.0}
+    assert changed_resume_keys(config, {**config, "frozen_blocks": 0}) == {"frozen_blocks": 4}
 
 
 def test_learning_rate_warms_up_holds_then_decays() -> None:
