@@ -2,7 +2,7 @@
 
 TensorFlow turns oneDNN on by itself only on some x86 processors. On the two-core AMD EPYC
 machines this project runs on, it trains 2.2x faster with oneDNN and embeds batches of 64
-1.7x faster (single images 0.8x), so it is asked for here, before anything loads TensorFlow;
+1.7-2.1x faster (single images 0.8x), so it is asked for here, before anything loads TensorFlow;
 a ``TF_ENABLE_ONEDNN_OPTS`` set by the operator wins.
 """
 
