@@ -223,7 +223,7 @@ class Trainer:
         """Load the checkpoint at ``path``; its history comes along when the working one has none.
 
         Raises:
-            ValueError: the checkpoint was made with a different recipe, size, batch or seed.
+            ValueError: the checkpoint was made with another of the ``RESUME_KEYS`` values.
         """
         changed = changed_resume_keys(read_state(path).config, self.config.to_json())
         if changed:
