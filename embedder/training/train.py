@@ -246,6 +246,10 @@ class Trainer:
                 shutil.copyfile(self.history_path, publish / HISTORY_FILE)
         self._last_save = time.monotonic()
 
+    def batches(self, epoch: int, start_step: int = 0) -> tf.data.Dataset:
+        """Return ``epoch``'s augmented training batches from ``start_step`` on (see ``epoch_dataset``)."""
+        return epoch_dataset(self.data, self.sampler, epoch, start_step, max_zoom=self.config.max_zoom)
+
     def train_head(self) -> None:
         """Train the BN neck and the classifier on the frozen backbone for ``head_steps`` batches.
 
@@ -259,8 +263,7 @@ class Trainer:
         head_optimizer = keras.optimizers.Adam(config.head_learning_rate)
         head_optimizer.build(head)
         step_fn = make_train_step(self.net, head_optimizer, head, config)
-        batches = epoch_dataset(self.data, self.sampler, epoch=0, max_zoom=config.max_zoom).take(
-            config.head_steps)
+        batches = self.batches(epoch=0).take(config.head_steps)
         with self._bar(min(config.head_steps, self.sampler.steps_per_epoch(0)), "head") as bar:
             for _, images, labels in batches:
                 losses = step_fn(images, labels)
@@ -292,8 +295,7 @@ class Trainer:
         totals: dict[str, float] = {}
         started, seen = time.perf_counter(), 0
         with self._bar(steps, f"epoch {epoch + 1}/{config.epochs}", initial=state.step) as bar:
-            for step, images, labels in epoch_dataset(self.data, self.sampler, epoch, state.step,
-                                                       max_zoom=config.max_zoom):
+            for step, images, labels in self.batches(epoch, state.step):
                 learning_rate = learning_rate_at(config, epoch, int(step), steps)
                 self.optimizer.learning_rate = learning_rate
                 losses = step_fn(images, labels)
