@@ -149,3 +149,24 @@ def test_register_adds_the_commands() -> None:
     group = click.Group("reid")
     register(group)
     assert {"evaluate", "calibrate", "verify"} <= set(group.commands)
+
+
+def test_evaluate_rerank_is_reported_apart(built: list[str], split: tuple[Path, Path]) -> None:
+    query, gallery = split
+    args = ("--query", query, "--gallery", gallery, "--rerank", "--rerank-k1", "2",
+            "--rerank-k2", "1")
+    data = json.loads(invoke(evaluate_command, *args, "--json").stdout)
+    assert data["rank1"] == pytest.approx(7 / 8)
+    assert data["reranked"]["k1"] == 2 and data["reranked"]["k2"] == 1
+    assert 0.0 <= data["reranked"]["mAP"] <= 1.0
+    text = invoke(evaluate_command, *args).stdout
+    assert "re-ranked (k-reciprocal, k1=2 k2=1 lambda=0.3; not the standard protocol)" in text
+    assert "rank-1                87.50%" in text
+
+
+def test_evaluate_without_rerank_has_no_reranked_figures(built: list[str],
+                                                          split: tuple[Path, Path]) -> None:
+    query, gallery = split
+    data = json.loads(invoke(evaluate_command, "--query", query, "--gallery", gallery,
+                             "--json").stdout)
+    assert "reranked" not in data
