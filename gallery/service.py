@@ -299,16 +299,22 @@ class Gallery:
         return receipt
 
     def link_video(self, session: Session, video_id: int) -> int:
-        """Link the enrolled persons to a newly indexed video's sightings, commit; return the new links."""
+        """Link the enrolled persons to a newly indexed video's sightings, commit; return the new links.
+
+        The persons are searched and linked under the gallery's lock and the footage lock, as
+        an enroll links: a person enrolled or deleted meanwhile is seen whole or not at all.
+        """
         sighting_ids, vectors = self.sightings.vectors_of(session, video_id)
-        if not sighting_ids or len(self.index(session)) == 0:
+        if not sighting_ids:
             return 0
-        best: dict[tuple[int, int], float] = {}
-        for sighting_id, person_hits in zip(sighting_ids, self._person_hits(session, vectors, top_k=5)):
-            for person_id, _name, score, _image in person_hits:
-                if score >= self.link_threshold and score > best.get((person_id, sighting_id), -2.0):
-                    best[(person_id, sighting_id)] = score
-        with self.sightings.linking(session):
+        with self._vectors.writing(session) as index, self.sightings.linking(session):
+            if len(index) == 0:
+                return 0
+            best: dict[tuple[int, int], float] = {}
+            for sighting_id, person_hits in zip(sighting_ids, self._person_hits(session, vectors, top_k=5)):
+                for person_id, _name, score, _image in person_hits:
+                    if score >= self.link_threshold and score > best.get((person_id, sighting_id), -2.0):
+                        best[(person_id, sighting_id)] = score
             new = self.sightings.store_links(session, [(p, s, score) for (p, s), score in best.items()])
             session.commit()
         return new

@@ -238,6 +238,37 @@ def test_footage_writers_wait_for_an_enroll_to_commit(sessions, gallery, recordi
         assert links_of(session, person.id) == [] and session.get(Person, person.id) is not None
 
 
+def test_a_person_deleted_while_a_video_is_linked_waits_and_leaves_no_links(  # type: ignore[no-untyped-def]
+        sessions, gallery, recordings, data_dir, monkeypatch) -> None:
+    with sessions() as session:
+        person_id = gallery.enroll(session, "walker", [walker_crop(0)]).id
+    person_hits = gallery._person_hits
+    receipts = []
+
+    def delete() -> None:
+        with sessions() as other:  # another process: its own index copy and lock handle
+            receipts.append(Gallery(data_dir, ThumbnailEmbedder(), ColourDetector(), link_threshold=0.9)
+                            .delete_person(other, person_id))
+
+    deleter = threading.Thread(target=delete)
+
+    def search_during_a_delete(session: Session, vectors: np.ndarray, top_k: int):  # type: ignore[no-untyped-def]
+        hits = person_hits(session, vectors, top_k)
+        deleter.start()
+        deleter.join(timeout=1.0)
+        assert deleter.is_alive() and not receipts, "the delete ran inside the linking"
+        return hits
+
+    monkeypatch.setattr(gallery, "_person_hits", search_during_a_delete)
+    assert run(sessions, gallery, recordings).matches == 1
+    deleter.join(30)
+    (receipt,) = receipts
+    assert receipt.persons == 1 and receipt.links == 1
+    with sessions() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(SightingMatch)) == 0
+        assert session.scalar(sa.select(sa.func.count(Sighting.id))) == 2
+
+
 def test_purge_removes_old_footage_everywhere(sessions, gallery, recordings, data_dir) -> None:  # type: ignore[no-untyped-def]
     with sessions() as session:
         gallery.enroll(session, "walker", [walker_crop(0)])
