@@ -55,9 +55,16 @@ class KerasEmbedder(Embedder):
         assert self._model is not None
         return self._model
 
+    @property
+    def keras_model(self) -> keras.Model:
+        """Return the Keras model that embeds, loading it on first use."""
+        self.load()
+        assert self._model is not None
+        return self._model
+
     def _load(self) -> None:
         """Get the model and trace its inference pass for any batch size."""
-        model = self._read_model()
+        self._model = model = self._read_model()
         spec = tf.TensorSpec((None, *self.input_size, 3), tf.float32)
         if self.metadata.flip_average:
             self._forward = tf.function(lambda x: flip_averaged(model, x), input_signature=[spec])
