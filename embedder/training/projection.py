@@ -29,6 +29,20 @@ SHRINKAGE = 1.0
 LAYER_NAME = "lda_projection"
 
 
+def check_dims(dims: int, embedding_dim: int, persons: int) -> None:
+    """Refuse an LDA of ``persons`` persons' ``embedding_dim``-d vectors to ``dims`` dimensions
+    that cannot be fitted.
+
+    Raises:
+        ValueError: fewer than two persons, or ``dims`` outside 1..min(embedding_dim, persons - 1).
+    """
+    if persons < 2:
+        raise ValueError(f"LDA needs at least two persons, got {persons}")
+    most = min(embedding_dim, persons - 1)
+    if not 1 <= dims <= most:
+        raise ValueError(f"dims must lie in 1..{most} (the embedding size and persons - 1), got {dims}")
+
+
 def fit_lda(embeddings: ArrayLike, labels: ArrayLike, dims: int = DIMS,
             shrinkage: float = SHRINKAGE) -> NDArray[np.float32]:
     """Return the (D, dims) regularized Fisher LDA projection of labelled ``embeddings``.
@@ -50,11 +64,7 @@ def fit_lda(embeddings: ArrayLike, labels: ArrayLike, dims: int = DIMS,
     if x.ndim != 2 or labels.shape != (len(x),):
         raise ValueError(f"need (N, D) embeddings and N labels, got {x.shape} and {labels.shape}")
     persons, index = np.unique(labels, return_inverse=True)
-    if len(persons) < 2:
-        raise ValueError(f"LDA needs at least two persons, got {len(persons)}")
-    most = min(x.shape[1], len(persons) - 1)
-    if not 1 <= dims <= most:
-        raise ValueError(f"dims must lie in 1..{most} (the embedding size and persons - 1), got {dims}")
+    check_dims(dims, x.shape[1], len(persons))
     if not shrinkage > 0:
         raise ValueError(f"shrinkage must be positive, got {shrinkage}")
     means = np.zeros((len(persons), x.shape[1]))
@@ -101,6 +111,7 @@ def project_model(model_dir: Path, data_dir: Path, out_dir: Path, dims: int = DI
     if embedder.metadata.projection:
         raise ValueError(f"{model_dir} already ends in a projection ({embedder.metadata.projection})")
     items = list_identity_folders(data_dir)
+    check_dims(dims, embedder.dim, len({item.person for item in items}))
     embeddings = embed_items(embedder, items, batch_size, progress, desc="embedding training images")
     projection = fit_lda(embeddings, [item.person for item in items], dims, shrinkage)
     model = append_projection(embedder.keras_model, projection)
