@@ -66,7 +66,12 @@ CUHK03_TERMS = ("CUHK03 is licensed for research use only; its terms (including 
 
 @dataclass
 class TrainConfig:
-    """Everything one training run needs, as plain values."""
+    """Everything one training run needs, as plain values.
+
+    ``keep`` says which model ``out_dir`` holds: ``"best"``, the epoch with the best validation
+    rank-1 + mAP, or ``"last"``, the latest epoch (run again on a finished checkpoint, it
+    exports that one).
+    """
 
     data_dir: Path
     checkpoint_dir: Path = Path("runs/reid-mobilenetv2")
@@ -92,6 +97,7 @@ class TrainConfig:
     jit_compile: bool = False
     checkpoint_minutes: float = 10.0
     validate_every: int = 1
+    keep: str = "best"
     target_fmr: float = 1e-3
     flip_average: bool = True
     seed: int = 0
@@ -209,6 +215,7 @@ class Trainer:
         self.history_path = Path(config.checkpoint_dir) / HISTORY_FILE
         self._last_save = time.monotonic()
         self._steps_run = 0
+        self._exported_epoch: int | None = None
 
     def resume_source(self) -> Path | None:
         """Return the checkpoint to resume from: the furthest of the working and the published one."""
@@ -282,6 +289,8 @@ class Trainer:
         step_fn = make_train_step(self.net, self.optimizer, self.variables, config)
         while self.state.epoch < config.epochs and not self._step_budget_spent():
             self.train_epoch(step_fn)
+        if config.keep == "last" and self.state.epoch == config.epochs and self._exported_epoch != config.epochs:
+            self.export_model(self.validate() if self._validation_due() else None)  # a finished checkpoint
         return self.state
 
     def _step_budget_spent(self) -> bool:
@@ -325,8 +334,11 @@ class Trainer:
             score = report.rank1 + report.mAP
             if state.best is None or score > state.best["rank1"] + state.best["mAP"]:
                 state.best = {"epoch": epoch + 1, "rank1": report.rank1, "mAP": report.mAP}
+                if config.keep == "best":
+                    self.export_model(report)
+            if config.keep == "last":
                 self.export_model(report)
-        elif config.val_query is None:
+        elif config.val_query is None or config.keep == "last":
             self.export_model(None)
         log.info("epoch %d: %s", epoch + 1, record)
         append_history(self.history_path, record)
@@ -354,7 +366,7 @@ class Trainer:
                     if "cuhk03" in str(config.data_dir).lower() else "",
             recipe={**{key: value for key, value in config.to_json().items()
                         if key not in {"data_dir", "checkpoint_dir", "out_dir", "publish_checkpoint_dir",
-                                       "val_query", "val_gallery", "resume", "progress"}},
+                                       "val_query", "val_gallery", "resume", "progress", "keep"}},
                     "trained_epochs": self.state.epoch, "global_step": self.state.global_step,
                     "trainable_from_block": BLOCK_NAMES[min(config.frozen_blocks, len(BLOCK_NAMES) - 1)]})
 
@@ -373,6 +385,7 @@ class Trainer:
         out_dir = export(self.net.inference_model(), Path(self.config.out_dir), metadata)
         if report is not None:
             store_calibration(out_dir, calibrate(report, self.config.target_fmr), report)
+        self._exported_epoch = self.state.epoch
         return out_dir
 
     def _bar(self, total: int, description: str, initial: int = 0) -> tqdm:

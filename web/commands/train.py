@@ -51,6 +51,9 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
 @click.option("--flip-average/--no-flip-average", default=True, show_default=True,
               help="Embed each image as the sum of the model's outputs for it and its mirror image "
                    "(twice the compute, a more accurate vector); validation and export use it.")
+@click.option("--keep", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="Which model --out holds: the best-validated epoch's (rank-1 + mAP) or the last "
+                   "epoch's; with last, a finished checkpoint run again exports its model.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from the latest checkpoint if there is one.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling and augmentation.")
@@ -69,7 +72,8 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
               help="TensorFlow intra-op threads (use the number of physical cores).")
 def train_command(data_dir: Path, out_dir: Path, checkpoint_dir: Path, publish_dir: Path | None,
                   epochs: int, recipe: str, input_size: tuple[int, int], val_query: Path | None,
-                  val_gallery: Path | None, flip_average: bool, resume: bool, seed: int, frozen_blocks: int,
+                  val_gallery: Path | None, flip_average: bool, keep: str, resume: bool, seed: int,
+                  frozen_blocks: int,
                   max_zoom: float, persons_per_batch: int, images_per_person: int,
                   max_steps: int | None, threads: int) -> None:
     """Fine-tune the MobileNetV2 re-ID embedder on DATA_DIR, one folder per person.
@@ -79,8 +83,8 @@ def train_command(data_dir: Path, out_dir: Path, checkpoint_dir: Path, publish_d
     first the new head on the frozen ImageNet backbone, then the backbone too. Shows a
     progress bar, checkpoints every epoch and every 10 minutes, and resumes exactly where
     it stopped when run again. With --val-query/--val-gallery it logs rank-1 and mAP each
-    epoch to history.jsonl and exports the best model, with a match threshold calibrated
-    at a 0.1% false match rate.
+    epoch to history.jsonl and exports the best model (or, with --keep last, the latest),
+    with a match threshold calibrated at a 0.1% false match rate.
 
     \b
     Example:
@@ -101,7 +105,7 @@ def train_command(data_dir: Path, out_dir: Path, checkpoint_dir: Path, publish_d
         data_dir=data_dir, checkpoint_dir=checkpoint_dir, out_dir=out_dir,
         publish_checkpoint_dir=publish_dir, val_query=val_query, val_gallery=val_gallery,
         recipe=recipe, input_size=input_size, epochs=epochs, flip_average=flip_average,
-        seed=seed, resume=resume,
+        keep=keep, seed=seed, resume=resume,
         frozen_blocks=frozen_blocks, max_zoom=max_zoom, persons_per_batch=persons_per_batch,
         images_per_person=images_per_person, max_steps=max_steps)
     try:

@@ -124,3 +124,25 @@ def test_dcl_losses_and_center_update(tiny_data: TrainingSet) -> None:
     for label in set(tiny_data.labels[:6].tolist()):
         np.testing.assert_allclose(net.centers.numpy()[label], unit[tiny_data.labels[:6] == label].mean(axis=0),
                                    atol=1e-5)
+
+
+def test_keep_last_exports_every_epoch_and_a_finished_checkpoint(tmp_path: Path,
+                                                                  tiny_data: TrainingSet) -> None:
+    query, gallery = write_split(tmp_path / "val")
+    config = tiny_config(tmp_path, epochs=2, keep="last", val_query=query, val_gallery=gallery)
+    trained = Trainer(config, tiny_data)
+    trained.run()
+    metadata = ModelMetadata.load(tmp_path / "model")
+    assert metadata.validation["epoch"] == 2 and metadata.recipe["trained_epochs"] == 2
+    assert metadata.threshold is not None
+
+    rerun_out = tmp_path / "fresh-checkout-model"
+    rerun = Trainer(tiny_config(tmp_path, epochs=2, keep="last", val_query=query, val_gallery=gallery,
+                                out_dir=rerun_out), tiny_data)
+    assert rerun.run().global_step == trained.state.global_step  # nothing left to train
+    again = ModelMetadata.load(rerun_out)
+    assert again.model_id == metadata.model_id and again.validation["rank1"] == metadata.validation["rank1"]
+    best = Trainer(tiny_config(tmp_path, epochs=2, val_query=query, val_gallery=gallery,
+                               out_dir=tmp_path / "best-model"), tiny_data)
+    best.run()
+    assert not (tmp_path / "best-model").exists()  # the best epoch's weights are not in the checkpoint
