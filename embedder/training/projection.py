@@ -16,68 +16,16 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from embedder.datasets import list_identity_folders
 from embedder.evaluation.evaluate import embed_items
 from embedder.metadata import ModelMetadata
 from embedder.reid_model import ReidEmbedder
 from embedder.training.export import export, weights_digest
+from embedder.training.lda import DIMS, SHRINKAGE, check_dims, fit_lda
 
-DIMS = 128
-SHRINKAGE = 1.0
 LAYER_NAME = "lda_projection"
-
-
-def check_dims(dims: int, embedding_dim: int, persons: int) -> None:
-    """Refuse an LDA of ``persons`` persons' ``embedding_dim``-d vectors to ``dims`` dimensions
-    that cannot be fitted.
-
-    Raises:
-        ValueError: fewer than two persons, or ``dims`` outside 1..min(embedding_dim, persons - 1).
-    """
-    if persons < 2:
-        raise ValueError(f"LDA needs at least two persons, got {persons}")
-    most = min(embedding_dim, persons - 1)
-    if not 1 <= dims <= most:
-        raise ValueError(f"dims must lie in 1..{most} (the embedding size and persons - 1), got {dims}")
-
-
-def fit_lda(embeddings: ArrayLike, labels: ArrayLike, dims: int = DIMS,
-            shrinkage: float = SHRINKAGE) -> NDArray[np.float32]:
-    """Return the (D, dims) regularized Fisher LDA projection of labelled ``embeddings``.
-
-    With S_w the within-person scatter plus ``shrinkage`` times its mean eigenvalue on the
-    diagonal, and S_b the scatter of the person means, the columns are the ``dims`` leading
-    solutions of S_b v = l S_w v, scaled so that the projected S_w is the identity.
-
-    Args:
-        embeddings: (N, D) vectors, e.g. an embedder's unit rows for the training images.
-        labels: (N,) person of each row.
-
-    Raises:
-        ValueError: shapes disagree, fewer than two persons, ``dims`` outside
-            1..min(D, persons - 1), or ``shrinkage`` not positive.
-    """
-    x = np.asarray(embeddings, dtype=np.float64)
-    labels = np.asarray(labels)
-    if x.ndim != 2 or labels.shape != (len(x),):
-        raise ValueError(f"need (N, D) embeddings and N labels, got {x.shape} and {labels.shape}")
-    persons, index = np.unique(labels, return_inverse=True)
-    check_dims(dims, x.shape[1], len(persons))
-    if not shrinkage > 0:
-        raise ValueError(f"shrinkage must be positive, got {shrinkage}")
-    means = np.zeros((len(persons), x.shape[1]))
-    np.add.at(means, index, x)
-    means /= np.bincount(index)[:, None]
-    deviations = x - means[index]
-    within = deviations.T @ deviations / len(x)
-    within += shrinkage * max(np.trace(within) / len(within), np.finfo(np.float64).tiny) * np.eye(len(within))
-    between = (means - x.mean(axis=0)).T @ (means - x.mean(axis=0)) / len(persons)
-    # S_w = L L^T turns the generalized problem into the symmetric L^-1 S_b L^-T u = l u, v = L^-T u.
-    inverse = np.linalg.inv(np.linalg.cholesky(within))
-    _, vectors = np.linalg.eigh(inverse @ between @ inverse.T)
-    return (inverse.T @ vectors[:, ::-1][:, :dims]).astype(np.float32)
 
 
 def append_projection(model: keras.Model, projection: ArrayLike) -> keras.Model:
@@ -111,17 +59,17 @@ def project_model(model_dir: Path, data_dir: Path, out_dir: Path, dims: int = DI
     if embedder.metadata.projection:
         raise ValueError(f"{model_dir} already ends in a projection ({embedder.metadata.projection})")
     items = list_identity_folders(data_dir)
-    check_dims(dims, embedder.dim, len({item.person for item in items}))
+    persons = [item.person for item in items]
+    check_dims(dims, embedder.dim, len(set(persons)))
     embeddings = embed_items(embedder, items, batch_size, progress, desc="embedding training images")
-    projection = fit_lda(embeddings, [item.person for item in items], dims, shrinkage)
+    projection = fit_lda(embeddings, persons, dims, shrinkage)
     model = append_projection(embedder.keras_model, projection)
     stem = embedder.model_id.rsplit("-", 1)[0]
     metadata = replace(
         embedder.metadata, model_id=f"{stem}-lda{dims}-{weights_digest(model)}", embedding_dim=dims,
         validation={}, threshold=None, threshold_target_fmr=None,
         projection={"method": "fisher-lda", "dims": dims, "shrinkage": shrinkage,
-                    "fitted_on": f"{len(items)} images of {len({item.person for item in items})} "
-                                 f"persons from {data_dir}",
+                    "fitted_on": f"{len(items)} images of {len(set(persons))} persons from {data_dir}",
                     "source_model": embedder.model_id})
     export(model, Path(out_dir), metadata)
     return metadata

@@ -215,7 +215,6 @@ class Trainer:
         self.history_path = Path(config.checkpoint_dir) / HISTORY_FILE
         self._last_save = time.monotonic()
         self._steps_run = 0
-        self._exported_epoch: int | None = None
 
     def resume_source(self) -> Path | None:
         """Return the checkpoint to resume from: the furthest of the working and the published one."""
@@ -286,11 +285,13 @@ class Trainer:
         else:
             self.train_head()
             self.save()
+        if self.state.epoch >= config.epochs:  # a finished checkpoint: nothing left to train
+            if config.keep == "last":
+                self.export_model(self.validate() if self._validation_due() else None)
+            return self.state
         step_fn = make_train_step(self.net, self.optimizer, self.variables, config)
         while self.state.epoch < config.epochs and not self._step_budget_spent():
             self.train_epoch(step_fn)
-        if config.keep == "last" and self.state.epoch == config.epochs and self._exported_epoch != config.epochs:
-            self.export_model(self.validate() if self._validation_due() else None)  # a finished checkpoint
         return self.state
 
     def _step_budget_spent(self) -> bool:
@@ -327,19 +328,17 @@ class Trainer:
             "images_per_s": seen / max(time.perf_counter() - started, 1e-9),
             **{f"loss_{name}": value / done for name, value in totals.items()}}
         state.epoch, state.step = epoch + 1, 0
-        if self._validation_due():
-            report = self.validate()
+        report = self.validate() if self._validation_due() else None
+        improved = False
+        if report is not None:
             record.update(rank1=report.rank1, rank5=report.rank5, mAP=report.mAP,
                           validation_seconds=report.seconds)
             score = report.rank1 + report.mAP
-            if state.best is None or score > state.best["rank1"] + state.best["mAP"]:
+            improved = state.best is None or score > state.best["rank1"] + state.best["mAP"]
+            if improved:
                 state.best = {"epoch": epoch + 1, "rank1": report.rank1, "mAP": report.mAP}
-                if config.keep == "best":
-                    self.export_model(report)
-            if config.keep == "last":
-                self.export_model(report)
-        elif config.val_query is None or config.keep == "last":
-            self.export_model(None)
+        if improved or config.keep == "last" or config.val_query is None:
+            self.export_model(report)
         log.info("epoch %d: %s", epoch + 1, record)
         append_history(self.history_path, record)
         self.save()
@@ -385,7 +384,6 @@ class Trainer:
         out_dir = export(self.net.inference_model(), Path(self.config.out_dir), metadata)
         if report is not None:
             store_calibration(out_dir, calibrate(report, self.config.target_fmr), report)
-        self._exported_epoch = self.state.epoch
         return out_dir
 
     def _bar(self, total: int, description: str, initial: int = 0) -> tqdm:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from embedder.images import ImageError
+from embedder.training.lda import DIMS, SHRINKAGE
 
 DEFAULT_CHECKPOINT_DIR = Path("runs/reid-mobilenetv2")
 DEFAULT_OUT = DEFAULT_CHECKPOINT_DIR / "model"
@@ -122,9 +123,10 @@ def train_command(data_dir: Path, out_dir: Path, checkpoint_dir: Path, publish_d
               required=True, help="Trained model directory (from `reid train`).")
 @click.option("--out", "out_dir", type=_folder, required=True,
               help="Model directory to write the projected model to (may be --model itself).")
-@click.option("--dims", type=click.IntRange(1), default=128, show_default=True,
+@click.option("--dims", type=click.IntRange(1), default=DIMS, show_default=True,
               help="Embedding size after the projection (at most persons - 1).")
-@click.option("--shrinkage", type=click.FloatRange(0.0, min_open=True), default=1.0, show_default=True,
+@click.option("--shrinkage", type=click.FloatRange(0.0, min_open=True), default=SHRINKAGE,
+              show_default=True,
               help="Added to the within-person scatter's diagonal, in units of its mean eigenvalue.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Images per embedding call.")

@@ -15,7 +15,8 @@ from embedder.metadata import ModelMetadata
 from embedder.reid_model import ReidEmbedder
 from embedder.training.export import export
 from embedder.training.model import build_reid_net
-from embedder.training.projection import append_projection, fit_lda, project_model
+from embedder.training.lda import fit_lda
+from embedder.training.projection import append_projection, project_model
 from web.commands.train import fit_projection_command
 
 SIZE = (64, 32)
