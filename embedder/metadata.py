@@ -15,7 +15,9 @@ class ModelMetadata:
 
     ``input_size`` is (height, width); the model takes RGB floats in 0..255 and does its own
     normalization. ``flip_average``: an image's embedding is the sum of the model's outputs for
-    the image and its mirror image (the usual re-ID test-time flip). ``threshold`` is the
+    the image and its mirror image (the usual re-ID test-time flip). ``center_crop``: the
+    fraction of each image's height and width kept around its centre before resizing (1 keeps
+    it whole); it matches the mean view of the training zoom. ``threshold`` is the
     calibrated cosine-similarity match threshold. ``projection`` describes a linear map
     appended to the trained network (``reid fit-projection``), empty when there is none.
     """
@@ -30,6 +32,7 @@ class ModelMetadata:
     recipe: dict = field(default_factory=dict)
     validation: dict = field(default_factory=dict)
     flip_average: bool = False
+    center_crop: float = 1.0
     projection: dict = field(default_factory=dict)
     threshold: float | None = None
     threshold_target_fmr: float | None = None

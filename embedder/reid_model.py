@@ -30,7 +30,8 @@ def flip_averaged(model: keras.Model, images: tf.Tensor) -> tf.Tensor:
 class KerasEmbedder(Embedder):
     """Embeds person crops with a Keras model from (N, H, W, 3) RGB 0..255 to (N, D) vectors.
 
-    ``metadata`` supplies ``model_id``, ``dim``, the input size and whether to flip-average.
+    ``metadata`` supplies ``model_id``, ``dim``, the input size, the centre crop and whether to
+    flip-average.
     """
 
     def __init__(self, model: keras.Model | None, metadata: ModelMetadata, batch_size: int = 32) -> None:
@@ -75,7 +76,8 @@ class KerasEmbedder(Embedder):
         """Return the raw (N, dim) embeddings of ``images``, ``batch_size`` at a time."""
         assert self._forward is not None
         return np.concatenate([
-            self._forward(to_model_input(images[start:start + self.batch_size], self.input_size)).numpy()
+            self._forward(to_model_input(images[start:start + self.batch_size], self.input_size,
+                                         self.metadata.center_crop)).numpy()
             for start in range(0, len(images), self.batch_size)])
 
 

@@ -9,6 +9,7 @@ exactly the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,18 @@ def zoom(images: tf.Tensor, seed: tf.Tensor, max_zoom: float) -> tf.Tensor:
     start = tf.random.stateless_uniform([batch, 2], place_seed) * (1.0 - extent)
     boxes = tf.concat([start, start + extent], axis=1)  # (y1, x1, y2, x2) as fractions of the image
     return tf.image.crop_and_resize(images, boxes, tf.range(batch), images.shape[1:3])
+
+
+def mean_zoom_window(max_zoom: float) -> float:
+    """Return the mean window side ``zoom`` shows, E[1/z] = ln(max_zoom) / (max_zoom - 1) for
+    z ~ U(1, max_zoom): the centre crop at which a test image looks like an average training view.
+
+    Raises:
+        ValueError: ``max_zoom`` is below 1.
+    """
+    if max_zoom < 1.0:
+        raise ValueError(f"max_zoom must be at least 1, got {max_zoom}")
+    return 1.0 if max_zoom == 1.0 else math.log(max_zoom) / (max_zoom - 1.0)
 
 
 def random_erase(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:

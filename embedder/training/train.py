@@ -42,7 +42,7 @@ from embedder.training.checkpoint import (
     read_state,
     save_checkpoint,
 )
-from embedder.training.data import PKSampler, TrainingSet, epoch_dataset, load_training_set
+from embedder.training.data import PKSampler, TrainingSet, epoch_dataset, load_training_set, mean_zoom_window
 from embedder.training.export import export, weights_digest
 from embedder.training.losses import (
     batch_hard_triplet_loss,
@@ -354,12 +354,15 @@ class Trainer:
         """Describe the current inference model."""
         config = self.config
         flip = "flip-" if config.flip_average else ""
+        center_crop = round(mean_zoom_window(config.max_zoom), 2)
+        crop = f"crop{center_crop:.2f}-" if center_crop < 1.0 else ""
         return ModelMetadata(
-            model_id=f"reid-mobilenetv2-{config.input_size[0]}x{config.input_size[1]}-{flip}"
+            model_id=f"reid-mobilenetv2-{config.input_size[0]}x{config.input_size[1]}-{crop}{flip}"
                      f"{weights_digest(self.net.inference_model())}",
             input_size=tuple(config.input_size),
             embedding_dim=int(self.net.neck.gamma.shape[0]),
             flip_average=config.flip_average,
+            center_crop=center_crop,
             training_data=describe_training_data(config, self.data),
             license="research use only (inherits the training data's terms)"
                     if "cuhk03" in str(config.data_dir).lower() else "",

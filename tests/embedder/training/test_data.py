@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from embedder.training.data import ERASE_FILL, PKSampler, augment, epoch_dataset, load_training_set, zoom
+from embedder.training.data import (
+    ERASE_FILL,
+    PKSampler,
+    augment,
+    epoch_dataset,
+    load_training_set,
+    mean_zoom_window,
+    zoom,
+)
 
 LABELS = np.repeat(np.arange(10), [2, 3, 4, 5, 6, 7, 8, 9, 1, 12])
 
@@ -97,6 +105,19 @@ def test_zoom_magnifies_each_axis_by_at_most_max_zoom_at_a_random_place() -> Non
         assert steps[:, 0].std() > 0.02  # factors differ between images
     assert out[0::2, 0, 0, 0].std() > 0.5  # windows start at different rows
     assert out.min() >= 0.0 and out[0::2].max() <= height - 1 + 1e-3  # inside the image
+
+
+def test_mean_zoom_window_is_the_average_window_that_zoom_shows() -> None:
+    height, width = 16, 8
+    rows = np.broadcast_to(np.arange(height, dtype=np.float32)[:, None, None], (512, height, width, 3))
+    out = zoom(tf.constant(rows), tf.constant([5, 6], tf.int64), max_zoom=1.5).numpy()
+    windows = out[:, 1, 0, 0] - out[:, 0, 0, 0]  # the source step per output row is the window side
+    assert abs(windows.mean() - mean_zoom_window(1.5)) < 0.01
+    assert mean_zoom_window(1.5) == pytest.approx(np.mean(1 / np.linspace(1, 1.5, 100_001)), abs=1e-6)
+    assert mean_zoom_window(1.25) == pytest.approx(0.8926, abs=1e-4)
+    assert mean_zoom_window(1.0) == 1.0
+    with pytest.raises(ValueError, match="at least 1"):
+        mean_zoom_window(0.9)
 
 
 def test_augment_zooms_only_when_max_zoom_exceeds_one() -> None:

@@ -82,6 +82,17 @@ def test_flip_average_sums_an_image_and_its_mirror() -> None:
     assert np.abs(plain[0] - plain[1]).max() > 0.1
 
 
+def test_center_crop_embeds_the_central_part_of_each_image() -> None:
+    keras.utils.set_random_seed(0)
+    size = (8, 4)
+    model = keras.Sequential([keras.Input((*size, 3)), keras.layers.Flatten(), keras.layers.Dense(6)])
+    image = np.random.default_rng(4).integers(0, 256, (20, 10, 3), dtype=np.uint8)
+    metadata = ModelMetadata(model_id="flat", input_size=size, embedding_dim=6, center_crop=0.8)
+    cropped = KerasEmbedder(model, metadata).embed([image])
+    np.testing.assert_allclose(cropped, KerasEmbedder(model, replace(metadata, center_crop=1.0)).embed(
+        [np.ascontiguousarray(image[2:18, 1:9])]), atol=1e-6)
+
+
 def test_reid_embedder_needs_a_model_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="model.keras"):
         ReidEmbedder(tmp_path)
