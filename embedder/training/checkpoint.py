@@ -91,6 +91,29 @@ def read_state(path: Path) -> LoopState:
         return LoopState(**json.loads(archive["state"].tobytes()))
 
 
+def load_model_weights(path: Path, model: keras.Model) -> None:
+    """Set ``model``'s weights from the checkpoint at ``path``, leaving its optimizer state aside.
+
+    Raises:
+        ValueError: the checkpoint's tensors do not match the model.
+    """
+    with np.load(path) as archive:
+        stored = sorted(key for key in archive.files if key.startswith("model/"))
+        if len(stored) != len(model.weights):
+            raise ValueError(f"{path} holds {len(stored)} model tensors; expected {len(model.weights)}")
+        values = [archive[key] for key in stored]
+    _assign(path, model.weights, values)
+
+
+def _assign(path: Path, variables: list[keras.Variable], values: list[NDArray]) -> None:
+    """Assign ``values`` to ``variables`` in order, refusing a shape mismatch."""
+    for variable, value in zip(variables, values, strict=True):
+        if tuple(variable.shape) != value.shape:
+            raise ValueError(f"{path}: {variable.path} has shape {tuple(variable.shape)}, "
+                             f"the checkpoint {value.shape}")
+        variable.assign(value)
+
+
 def load_checkpoint(path: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> LoopState:
     """Restore ``model`` and the built ``optimizer`` from ``path`` and return the loop state.
 
@@ -109,12 +132,8 @@ def load_checkpoint(path: Path, model: keras.Model, optimizer: keras.optimizers.
             from_bfloat16_bits(archive[f"optimizer_bf16/{i:04d}"])
             if f"optimizer_bf16/{i:04d}" in archive.files else archive[f"optimizer/{i:04d}"]
             for i in range(len(optimizer.variables))]
-    for variables, values in ((model.weights, model_values), (optimizer.variables, optimizer_values)):
-        for variable, value in zip(variables, values, strict=True):
-            if tuple(variable.shape) != value.shape:
-                raise ValueError(f"{path}: {variable.path} has shape {tuple(variable.shape)}, "
-                                 f"the checkpoint {value.shape}")
-            variable.assign(value)
+    _assign(path, model.weights, model_values)
+    _assign(path, optimizer.variables, optimizer_values)
     log.info("resumed from %s at epoch %d, step %d", path, state.epoch, state.step)
     return state
 

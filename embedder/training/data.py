@@ -237,26 +237,28 @@ def epoch_dataset(data: TrainingSet, sampler: PKSampler, epoch: int, start_step:
 
     ``augmented`` batches go through ``augment`` with ``max_zoom``.
 
-    Each element is (step () int64, images (P*K, H, W, 3) float32 RGB 0..255, labels (P*K,) int32).
+    Each element is (step () int64, images (P*K, H, W, 3) float32 RGB 0..255, labels (P*K,)
+    int32, indices (P*K,) int64 of the images in ``data``).
     """
     batches = sampler.epoch_batches(epoch)
     height, width = data.images.shape[1:3]
 
-    def generate() -> Iterator[tuple[int, NDArray[np.uint8], NDArray[np.int32]]]:
+    def generate() -> Iterator[tuple[int, NDArray[np.uint8], NDArray[np.int32], NDArray[np.int64]]]:
         for step in range(start_step, len(batches)):
             indices = batches[step]
-            yield step, data.images[indices], data.labels[indices]
+            yield step, data.images[indices], data.labels[indices], indices
 
     dataset = tf.data.Dataset.from_generator(generate, output_signature=(
         tf.TensorSpec((), tf.int64),
         tf.TensorSpec((sampler.batch_size, height, width, 3), tf.uint8),
-        tf.TensorSpec((sampler.batch_size,), tf.int32)))
+        tf.TensorSpec((sampler.batch_size,), tf.int32),
+        tf.TensorSpec((sampler.batch_size,), tf.int64)))
 
-    def transform(step: tf.Tensor, images: tf.Tensor, labels: tf.Tensor
-                  ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    def transform(step: tf.Tensor, images: tf.Tensor, labels: tf.Tensor, indices: tf.Tensor
+                  ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         seed = tf.stack([tf.constant(sampler.seed, tf.int64), tf.constant(epoch, tf.int64) * 1_000_000 + step])
         pixels = augment(images, seed, max_zoom) if augmented else tf.cast(images, tf.float32)
-        return step, pixels, labels
+        return step, pixels, labels, indices
 
     options = tf.data.Options()
     options.threading.private_threadpool_size = 1

@@ -45,6 +45,11 @@ def batch_hard_triplet_loss(features: tf.Tensor, labels: tf.Tensor,
     return tf.reduce_mean(tf.nn.relu(hardest_positive - hardest_negative + margin))
 
 
+def distillation_loss(predicted: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """Return the mean cosine distance ``1 - p . t`` between (B, D) unit rows, a scalar in 0..2."""
+    return tf.reduce_mean(1.0 - tf.reduce_sum(predicted * targets, axis=1))
+
+
 def smoothed_cross_entropy(logits: tf.Tensor, labels: tf.Tensor,
                            epsilon: float = LABEL_SMOOTHING) -> tf.Tensor:
     """Return the cross-entropy against targets ``(1 - epsilon) * one_hot + epsilon / C``, a scalar.

@@ -25,11 +25,12 @@ class ReidNet(keras.Model):
 
     ``recipe`` "triplet-bnneck" scores identities with a bias-free linear classifier; "dcl"
     with a cosine classifier of scale ``scale`` and keeps (C, D) class centers for the
-    center loss.
+    center loss. ``distill_dims`` adds a bias-free linear ``distill`` layer that maps the unit
+    embedding towards a teacher's ``distill_dims``-d vectors (see ``distillation``).
     """
 
     def __init__(self, backbone: keras.Model, num_classes: int, *, recipe: str = "triplet-bnneck",
-                 scale: float = 16.0, **kwargs: object) -> None:
+                 scale: float = 16.0, distill_dims: int | None = None, **kwargs: object) -> None:
         if recipe not in RECIPES:
             raise ValueError(f"unknown recipe {recipe!r}: give one of {', '.join(RECIPES)}")
         super().__init__(**kwargs)
@@ -48,6 +49,8 @@ class ReidNet(keras.Model):
         self.centers = (self.add_weight(name="centers", shape=(num_classes, dim), initializer="zeros",
                                         trainable=False)  # moved by a running mean, not by gradients
                         if recipe == "dcl" else None)
+        self.distill = (keras.layers.Dense(distill_dims, use_bias=False, name="distill")
+                        if distill_dims else None)
         self.build((None, *backbone.input_shape[1:]))
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
@@ -55,17 +58,33 @@ class ReidNet(keras.Model):
         feature_shape = self.pool.compute_output_shape(self.backbone.output_shape)
         self.neck.build(feature_shape)
         self.classifier.build(feature_shape)
+        if self.distill is not None:
+            self.distill.build(feature_shape)
         super().build(input_shape)
 
     def call(self, images: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
-        """Return ``feature`` (B, D) pre-neck, ``embedding`` (B, D) post-neck, ``logits`` (B, C)."""
+        """Return ``feature`` (B, D) pre-neck, ``embedding`` (B, D) post-neck, ``logits`` (B, C)
+        and, with a ``distill`` layer, ``distilled`` (B, distill_dims) unit rows."""
         feature = self.pool(self.backbone(images, training=training))
         embedding = self.neck(feature, training=training)
-        return {"feature": feature, "embedding": embedding, "logits": self.classifier(embedding)}
+        outputs = {"feature": feature, "embedding": embedding, "logits": self.classifier(embedding)}
+        if self.distill is not None:
+            outputs["distilled"] = tf.math.l2_normalize(
+                self.distill(tf.math.l2_normalize(embedding, axis=1)), axis=1)
+        return outputs
 
     def head_variables(self) -> list[keras.Variable]:
-        """Return the trainable variables outside the backbone (neck scale, classifier)."""
-        return [*self.neck.trainable_weights, *self.classifier.trainable_weights]
+        """Return the trainable variables outside the backbone (neck scale, classifier, distill)."""
+        distill = self.distill.trainable_weights if self.distill is not None else []
+        return [*self.neck.trainable_weights, *self.classifier.trainable_weights, *distill]
+
+    def copy_trained_layers(self, source: ReidNet) -> None:
+        """Take ``source``'s backbone, neck, classifier and centers (same recipe and persons)."""
+        for mine, theirs in ((self.backbone, source.backbone), (self.neck, source.neck),
+                             (self.classifier, source.classifier)):
+            mine.set_weights(theirs.get_weights())
+        if self.centers is not None and source.centers is not None:
+            self.centers.assign(source.centers)
 
     def inference_model(self) -> keras.Model:
         """Return a functional model sharing these layers: (N, H, W, 3) RGB 0..255 -> (N, D) embedding."""
@@ -75,11 +94,12 @@ class ReidNet(keras.Model):
 
 
 def build_reid_net(num_classes: int, input_size: tuple[int, int], *, recipe: str = "triplet-bnneck",
-                   scale: float = 16.0, pretrained: bool = True,
+                   scale: float = 16.0, pretrained: bool = True, distill_dims: int | None = None,
                    backbone_builder: Callable[..., keras.Model] = build_mobilenet_v2) -> ReidNet:
     """Build a ``ReidNet`` on a MobileNetV2 for ``input_size`` (height, width) images."""
     backbone = backbone_builder((*input_size, 3), weights=pretrained, include_top=False)
-    return ReidNet(backbone, num_classes, recipe=recipe, scale=scale, name="reid_net")
+    return ReidNet(backbone, num_classes, recipe=recipe, scale=scale, distill_dims=distill_dims,
+                   name="reid_net")
 
 
 def set_backbone_trainable(backbone: keras.Model, frozen_blocks: int | Sequence[str]) -> None:

@@ -39,15 +39,18 @@ from embedder.training.checkpoint import (
     LoopState,
     append_history,
     load_checkpoint,
+    load_model_weights,
     read_state,
     save_checkpoint,
 )
 from embedder.training.data import PKSampler, TrainingSet, epoch_dataset, load_training_set, mean_zoom_window
+from embedder.training.distillation import TARGETS_FILE, cached_teacher_targets
 from embedder.training.export import export, weights_digest
 from embedder.training.losses import (
     batch_hard_triplet_loss,
     center_loss,
     decorrelation_penalty,
+    distillation_loss,
     smoothed_cross_entropy,
 )
 from embedder.training.model import ReidNet, build_reid_net, set_backbone_trainable
@@ -56,9 +59,11 @@ log = logging.getLogger(__name__)
 
 # Fields that define the optimization; a checkpoint made with other values cannot be resumed.
 RESUME_KEYS = ("recipe", "input_size", "persons_per_batch", "images_per_person", "seed",
-               "frozen_blocks", "scale", "max_zoom")
+               "frozen_blocks", "scale", "max_zoom", "init_from", "teachers", "distill_dims",
+               "distill_weight")
 # The value a checkpoint implies for a key it predates.
-RESUME_DEFAULTS: dict[str, object] = {"max_zoom": 1.0}
+RESUME_DEFAULTS: dict[str, object] = {"max_zoom": 1.0, "init_from": None, "teachers": [],
+                                      "distill_dims": 128, "distill_weight": 2.0}
 CUHK03_TERMS = ("CUHK03 is licensed for research use only; its terms (including respect for the "
                 "privacy of the people shown) apply to these weights. Retrain on your own cameras "
                 "with `reid train` for other uses.")
@@ -70,7 +75,10 @@ class TrainConfig:
 
     ``keep`` says which model ``out_dir`` holds: ``"best"``, the epoch with the best validation
     rank-1 + mAP, or ``"last"``, the latest epoch (run again on a finished checkpoint, it
-    exports that one).
+    exports that one). ``init_from`` (a checkpoint directory of the same recipe and persons)
+    starts the network from trained weights instead of ImageNet's, without the head warm-up.
+    ``teachers`` (model directories) add a distillation loss, ``distill_weight`` times the cosine distance between the network's
+    ``distill`` head and the teachers' ``distill_dims``-d targets (see ``distillation``).
     """
 
     data_dir: Path
@@ -101,6 +109,10 @@ class TrainConfig:
     target_fmr: float = 1e-3
     flip_average: bool = True
     seed: int = 0
+    init_from: Path | None = None
+    teachers: tuple[Path, ...] = ()
+    distill_dims: int = 128
+    distill_weight: float = 2.0
     max_steps: int | None = None
     pretrained: bool = True
     resume: bool = True
@@ -108,8 +120,11 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         """Return the config as JSON-ready values."""
-        return {key: str(value) if isinstance(value, Path) else value
-                for key, value in asdict(self).items()}
+        def plain(value: object) -> object:
+            if isinstance(value, tuple) and all(isinstance(item, Path) for item in value):
+                return [str(item) for item in value]  # teachers; an empty tuple too
+            return str(value) if isinstance(value, Path) else value
+        return {key: plain(value) for key, value in asdict(self).items()}
 
 
 def configure_threads(intra_op: int = 2, inter_op: int = 2) -> None:
@@ -135,9 +150,12 @@ def learning_rate_at(config: TrainConfig, epoch: int, step: int, steps_in_epoch:
 
 
 def compute_losses(net: ReidNet, outputs: dict[str, tf.Tensor], labels: tf.Tensor,
-                   config: TrainConfig) -> dict[str, tf.Tensor]:
-    """Return the named scalar losses of ``config.recipe`` for one batch's ``outputs``."""
+                   config: TrainConfig, targets: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+    """Return the named scalar losses of ``config.recipe`` for one batch's ``outputs``, with
+    the distillation loss when teacher ``targets`` (B, distill_dims) are given."""
     losses = {"ce": smoothed_cross_entropy(outputs["logits"], labels)}
+    if targets is not None:
+        losses["distill"] = config.distill_weight * distillation_loss(outputs["distilled"], targets)
     if config.recipe == "triplet-bnneck":
         losses["triplet"] = batch_hard_triplet_loss(outputs["feature"], labels)
     else:
@@ -159,14 +177,15 @@ def update_centers(net: ReidNet, outputs: dict[str, tf.Tensor], labels: tf.Tenso
 
 def make_train_step(net: ReidNet, optimizer: keras.optimizers.Optimizer,
                     variables: list[keras.Variable], config: TrainConfig,
-                    ) -> Callable[[tf.Tensor, tf.Tensor], dict[str, tf.Tensor]]:
-    """Return a compiled step: (B, H, W, 3) images, (B,) labels -> named losses and ``total``."""
+                    ) -> Callable[..., dict[str, tf.Tensor]]:
+    """Return a compiled step: (B, H, W, 3) images, (B,) labels and teacher targets (or None)
+    -> named losses and ``total``."""
 
     @tf.function(jit_compile=config.jit_compile)
-    def step(images: tf.Tensor, labels: tf.Tensor) -> dict[str, tf.Tensor]:
+    def step(images: tf.Tensor, labels: tf.Tensor, targets: tf.Tensor | None) -> dict[str, tf.Tensor]:
         with tf.GradientTape() as tape:
             outputs = net(images, training=True)
-            losses = compute_losses(net, outputs, labels, config)
+            losses = compute_losses(net, outputs, labels, config, targets)
             total = tf.add_n(list(losses.values()))
         optimizer.apply(tape.gradient(total, variables), variables)
         if net.centers is not None:
@@ -203,9 +222,13 @@ class Trainer:
             config.data_dir, config.input_size, progress=config.progress)
         self.sampler = PKSampler(self.data.labels, config.persons_per_batch,
                                  config.images_per_person, config.seed)
+        self.targets = (tf.constant(cached_teacher_targets(
+            Path(config.checkpoint_dir) / TARGETS_FILE, config.teachers, config.data_dir,
+            config.distill_dims, progress=config.progress)) if config.teachers else None)
         keras.utils.set_random_seed(config.seed)
         self.net = build_reid_net(self.data.num_classes, config.input_size, recipe=config.recipe,
-                                  scale=config.scale, pretrained=config.pretrained)
+                                  scale=config.scale, pretrained=config.pretrained,
+                                  distill_dims=config.distill_dims if config.teachers else None)
         set_backbone_trainable(self.net.backbone, config.frozen_blocks)
         self.variables = list(self.net.trainable_variables)
         self.optimizer = keras.optimizers.Adam(config.learning_rate)
@@ -256,13 +279,37 @@ class Trainer:
         """Return ``epoch``'s augmented training batches from ``start_step`` on (see ``epoch_dataset``)."""
         return epoch_dataset(self.data, self.sampler, epoch, start_step, max_zoom=self.config.max_zoom)
 
+    def start_network(self) -> None:
+        """Take ``init_from``'s trained layers; fit the distill head to the teachers' targets.
+
+        The head starts as the least-squares linear map from the network's unit embeddings of
+        the (unaugmented) training images to the targets.
+
+        Raises:
+            ValueError: ``init_from`` holds another network (recipe, persons or input size).
+        """
+        config = self.config
+        if config.init_from is not None:
+            source = build_reid_net(self.data.num_classes, config.input_size, recipe=config.recipe,
+                                    scale=config.scale, pretrained=False)
+            load_model_weights(Path(config.init_from) / CHECKPOINT_FILE, source)
+            self.net.copy_trained_layers(source)
+        if self.net.distill is not None and self.targets is not None:
+            model = self.net.inference_model()
+            embeddings = np.concatenate([
+                tf.math.l2_normalize(model(self.data.images[start:start + 64].astype(np.float32),
+                                           training=False), axis=1).numpy()
+                for start in range(0, len(self.data.images), 64)])
+            kernel, *_ = np.linalg.lstsq(embeddings.astype(np.float64), self.targets.numpy(), rcond=1e-6)
+            self.net.distill.kernel.assign(kernel.astype(np.float32))
+
     def train_head(self) -> None:
         """Train the BN neck and the classifier on the frozen backbone for ``head_steps`` batches.
 
         The batches are the first epoch's (fine-tuning then starts that epoch afresh).
         """
         config = self.config
-        if config.head_steps <= 0:
+        if config.head_steps <= 0 or config.init_from is not None:
             return
         self.net.backbone.trainable = False
         head = self.net.head_variables()
@@ -271,8 +318,8 @@ class Trainer:
         step_fn = make_train_step(self.net, head_optimizer, head, config)
         batches = self.batches(epoch=0).take(config.head_steps)
         with self._bar(min(config.head_steps, self.sampler.steps_per_epoch(0)), "head") as bar:
-            for _, images, labels in batches:
-                losses = step_fn(images, labels)
+            for _, images, labels, indices in batches:
+                losses = step_fn(images, labels, self._targets_of(indices))
                 self._advance(bar, losses, len(labels), head_optimizer.learning_rate)
         set_backbone_trainable(self.net.backbone, config.frozen_blocks)
 
@@ -283,6 +330,7 @@ class Trainer:
         if source is not None:
             self.restore(source)
         else:
+            self.start_network()
             self.train_head()
             self.save()
         if self.state.epoch >= config.epochs:  # a finished checkpoint: nothing left to train
@@ -294,21 +342,25 @@ class Trainer:
             self.train_epoch(step_fn)
         return self.state
 
+    def _targets_of(self, indices: tf.Tensor) -> tf.Tensor | None:
+        """Return the teacher targets of the batch's images, or None without teachers."""
+        return None if self.targets is None else tf.gather(self.targets, indices)
+
     def _step_budget_spent(self) -> bool:
         """Tell whether this invocation has run its ``max_steps``."""
         return self.config.max_steps is not None and self._steps_run >= self.config.max_steps
 
-    def train_epoch(self, step_fn: Callable[[tf.Tensor, tf.Tensor], dict[str, tf.Tensor]]) -> None:
+    def train_epoch(self, step_fn: Callable[..., dict[str, tf.Tensor]]) -> None:
         """Run the rest of the current epoch, then validate, export and checkpoint."""
         config, state = self.config, self.state
         epoch, steps = state.epoch, self.sampler.steps_per_epoch(state.epoch)
         totals: dict[str, float] = {}
         started, seen = time.perf_counter(), 0
         with self._bar(steps, f"epoch {epoch + 1}/{config.epochs}", initial=state.step) as bar:
-            for step, images, labels in self.batches(epoch, state.step):
+            for step, images, labels, indices in self.batches(epoch, state.step):
                 learning_rate = learning_rate_at(config, epoch, int(step), steps)
                 self.optimizer.learning_rate = learning_rate
-                losses = step_fn(images, labels)
+                losses = step_fn(images, labels, self._targets_of(indices))
                 for name, value in losses.items():
                     totals[name] = totals.get(name, 0.0) + float(value)
                 seen += len(labels)

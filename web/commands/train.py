@@ -68,6 +68,21 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
               help="P: persons per batch.")
 @click.option("--images-per-person", type=click.IntRange(2), default=4, show_default=True,
               help="K: images per person per batch.")
+@click.option("--learning-rate", type=click.FloatRange(0.0, min_open=True), default=3.5e-4,
+              show_default=True, help="Peak learning rate (Adam).")
+@click.option("--warmup-epochs", type=click.FloatRange(0.0), default=5.0, show_default=True,
+              help="Epochs over which the learning rate rises from a tenth of its peak.")
+@click.option("--init-from", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Start from this checkpoint directory's trained network (same persons and "
+                   "recipe) instead of ImageNet's, skipping the head warm-up: for fine-tuning.")
+@click.option("--teacher", "teachers", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Distil this model directory (repeat for an ensemble): the network also learns "
+                   "to reproduce the teachers' LDA-projected joint vectors of each training image.")
+@click.option("--distill-weight", type=click.FloatRange(0.0, min_open=True), default=2.0,
+              show_default=True, help="Weight of the distillation loss (cosine distance).")
+@click.option("--distill-dims", type=click.IntRange(1), default=128, show_default=True,
+              help="Size of the teachers' projected vectors the network learns to reproduce.")
 @click.option("--max-steps", type=click.IntRange(0), default=None,
               help="Stop (after checkpointing) once this invocation has run this many steps.")
 @click.option("--threads", type=click.IntRange(1), default=2, show_default=True,
@@ -77,6 +92,8 @@ def train_command(data_dir: Path, out_dir: Path, checkpoint_dir: Path, publish_d
                   val_gallery: Path | None, flip_average: bool, keep: str, resume: bool, seed: int,
                   frozen_blocks: int,
                   max_zoom: float, persons_per_batch: int, images_per_person: int,
+                  learning_rate: float, warmup_epochs: float, init_from: Path | None,
+                  teachers: tuple[Path, ...], distill_weight: float, distill_dims: int,
                   max_steps: int | None, threads: int) -> None:
     """Fine-tune the MobileNetV2 re-ID embedder on DATA_DIR, one folder per person.
 
@@ -109,7 +126,9 @@ def train_command(data_dir: Path, out_dir: Path, checkpoint_dir: Path, publish_d
         recipe=recipe, input_size=input_size, epochs=epochs, flip_average=flip_average,
         keep=keep, seed=seed, resume=resume,
         frozen_blocks=frozen_blocks, max_zoom=max_zoom, persons_per_batch=persons_per_batch,
-        images_per_person=images_per_person, max_steps=max_steps)
+        images_per_person=images_per_person, learning_rate=learning_rate,
+        warmup_epochs=warmup_epochs, init_from=init_from, teachers=tuple(teachers),
+        distill_weight=distill_weight, distill_dims=distill_dims, max_steps=max_steps)
     try:
         state = train(config)
     except (OSError, ValueError, ImageError) as error:

@@ -63,12 +63,15 @@ def test_resuming_mid_epoch_replays_the_remaining_batches_exactly(train_dir: Pat
     sampler = PKSampler(data.labels, persons=3, per_person=2, seed=1)
     full = [tuple(t.numpy() for t in item) for item in epoch_dataset(data, sampler, epoch=4)]
     resumed = [tuple(t.numpy() for t in item) for item in epoch_dataset(data, sampler, 4, start_step=2)]
-    assert [step for step, _, _ in full] == list(range(len(full))) and len(full) > 2
+    assert [step for step, *_ in full] == list(range(len(full))) and len(full) > 2
     assert len(resumed) == len(full) - 2
-    for (step, images, labels), (step2, images2, labels2) in zip(full[2:], resumed, strict=True):
+    for (step, images, labels, indices), (step2, images2, labels2, indices2) in zip(
+            full[2:], resumed, strict=True):
         assert step == step2
         np.testing.assert_array_equal(images, images2)
         np.testing.assert_array_equal(labels, labels2)
+        np.testing.assert_array_equal(indices, indices2)
+        np.testing.assert_array_equal(labels, data.labels[indices])  # indices name the batch's images
 
 
 def test_augment_is_deterministic_in_its_seed_and_keeps_shape() -> None:

@@ -14,6 +14,7 @@ from embedder.training.losses import (
     batch_hard_triplet_loss,
     center_loss,
     decorrelation_penalty,
+    distillation_loss,
     pairwise_distances,
     smoothed_cross_entropy,
 )
@@ -44,6 +45,13 @@ def test_batch_hard_triplet_gradient_is_finite_for_identical_features() -> None:
     with tf.GradientTape() as tape:
         loss = batch_hard_triplet_loss(features, tf.constant([0, 0, 1, 1]))
     assert np.all(np.isfinite(tape.gradient(loss, features).numpy()))
+
+
+def test_distillation_loss_is_the_mean_cosine_distance_of_unit_rows() -> None:
+    predicted = tf.constant([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    targets = tf.constant([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0]])  # distances 0, 1 and 2
+    assert float(distillation_loss(predicted, targets)) == pytest.approx(1.0)
+    assert float(distillation_loss(predicted[:1], targets[:1])) == 0.0
 
 
 def test_smoothed_cross_entropy_matches_hand_computation() -> None:

@@ -147,3 +147,31 @@ def test_keep_last_exports_every_epoch_and_a_finished_checkpoint(tmp_path: Path,
                                out_dir=tmp_path / "best-model"), tiny_data)
     best.run()
     assert not (tmp_path / "best-model").exists()  # the best epoch's weights are not in the checkpoint
+
+
+def test_a_distilled_run_starts_from_the_given_network_and_learns_the_teachers_targets(
+        tmp_path: Path, train_dir: Path, teachers: list[Path]) -> None:
+    Trainer(tiny_config(tmp_path / "source", data_dir=train_dir, max_steps=0), None).run()
+    source = Trainer(tiny_config(tmp_path / "source", data_dir=train_dir, max_steps=0), None)
+    source.restore(tmp_path / "source" / "run" / CHECKPOINT_FILE)
+
+    config = tiny_config(tmp_path / "student", data_dir=train_dir, init_from=tmp_path / "source" / "run",
+                         teachers=tuple(teachers), distill_dims=4, max_steps=2, head_steps=5)
+    student = Trainer(config, None)
+    student.start_network()
+    for a, b in zip(source.net.backbone.weights, student.net.backbone.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(source.net.classifier.kernel.numpy(), student.net.classifier.kernel.numpy())
+    assert np.abs(student.net.distill.kernel.numpy()).max() > 0  # fitted to the targets, not zero
+
+    state = student.run()
+    assert state.global_step == 2  # no head warm-up: the network came trained
+    weights = student.net.distill.kernel.numpy()
+    resumed = Trainer(config, None)
+    resumed.restore(tmp_path / "student" / "run" / CHECKPOINT_FILE)
+    np.testing.assert_array_equal(resumed.net.distill.kernel.numpy(), weights)
+    losses = compute_losses(student.net, student.net(student.data.images[:6].astype(np.float32)),
+                            tf.constant(student.data.labels[:6]), config, student.targets[:6])
+    assert 0.0 < float(losses["distill"]) <= 2.0 * config.distill_weight
+    assert changed_resume_keys(state.config, {**state.config, "teachers": [str(teachers[0])]}) == {
+        "teachers": [str(path) for path in teachers]}
