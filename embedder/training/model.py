@@ -87,9 +87,15 @@ class ReidNet(keras.Model):
             self.centers.assign(source.centers)
 
     def inference_model(self) -> keras.Model:
-        """Return a functional model sharing these layers: (N, H, W, 3) RGB 0..255 -> (N, D) embedding."""
+        """Return a functional model sharing these layers: (N, H, W, 3) RGB 0..255 -> (N, D) embedding.
+
+        With a ``distill`` layer the output is the head's (N, distill_dims) map of the
+        embedding: linear, so its direction is that of the unit embedding's map.
+        """
         inputs = keras.Input(shape=self.backbone.input_shape[1:], name="image")
         embedding = self.neck(self.pool(self.backbone(inputs)))
+        if self.distill is not None:
+            embedding = self.distill(embedding)
         return keras.Model(inputs, embedding, name="reid_embedder")
 
 

@@ -290,15 +290,17 @@ class Trainer:
         """
         config = self.config
         if config.init_from is not None:
+            path = Path(config.init_from) / CHECKPOINT_FILE
+            trained = read_state(path).config
             source = build_reid_net(self.data.num_classes, config.input_size, recipe=config.recipe,
-                                    scale=config.scale, pretrained=False)
-            load_model_weights(Path(config.init_from) / CHECKPOINT_FILE, source)
+                                    scale=config.scale, pretrained=False,
+                                    distill_dims=trained.get("distill_dims") if trained.get("teachers") else None)
+            load_model_weights(path, source)
             self.net.copy_trained_layers(source)
         if self.net.distill is not None and self.targets is not None:
-            model = self.net.inference_model()
             embeddings = np.concatenate([
-                tf.math.l2_normalize(model(self.data.images[start:start + 64].astype(np.float32),
-                                           training=False), axis=1).numpy()
+                tf.math.l2_normalize(self.net(self.data.images[start:start + 64].astype(np.float32),
+                                              training=False)["embedding"], axis=1).numpy()
                 for start in range(0, len(self.data.images), 64)])
             kernel, *_ = np.linalg.lstsq(embeddings.astype(np.float64), self.targets.numpy(), rcond=1e-6)
             self.net.distill.kernel.assign(kernel.astype(np.float32))
@@ -408,11 +410,17 @@ class Trainer:
         flip = "flip-" if config.flip_average else ""
         center_crop = round(mean_zoom_window(config.max_zoom), 2)
         crop = f"crop{center_crop:.2f}-" if center_crop < 1.0 else ""
+        model = self.net.inference_model()
+        dim = int(model.output_shape[-1])
+        distilled = self.net.distill is not None
         return ModelMetadata(
             model_id=f"reid-mobilenetv2-{config.input_size[0]}x{config.input_size[1]}-{crop}{flip}"
-                     f"{weights_digest(self.net.inference_model())}",
+                     f"{f'distill{dim}-' if distilled else ''}{weights_digest(model)}",
             input_size=tuple(config.input_size),
-            embedding_dim=int(self.net.neck.gamma.shape[0]),
+            embedding_dim=dim,
+            projection={"method": "distillation-head", "dims": dim,
+                        "fitted_on": f"the teachers' targets of {len(self.data.labels)} training images"}
+            if distilled else {},
             flip_average=config.flip_average,
             center_crop=center_crop,
             training_data=describe_training_data(config, self.data),

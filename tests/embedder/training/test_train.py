@@ -175,3 +175,24 @@ def test_a_distilled_run_starts_from_the_given_network_and_learns_the_teachers_t
     assert 0.0 < float(losses["distill"]) <= 2.0 * config.distill_weight
     assert changed_resume_keys(state.config, {**state.config, "teachers": [str(teachers[0])]}) == {
         "teachers": [str(path) for path in teachers]}
+
+
+def test_a_distilled_run_exports_its_head_and_can_seed_another_distilled_run(
+        tmp_path: Path, train_dir: Path, teachers: list[Path]) -> None:
+    config = tiny_config(tmp_path / "student", data_dir=train_dir, teachers=tuple(teachers), distill_dims=4,
+                         max_steps=2)
+    student = Trainer(config, None)
+    student.run()
+    metadata = ModelMetadata.load(student.export_model(None))
+    assert metadata.embedding_dim == 4 and "-distill4-" in metadata.model_id
+    assert metadata.projection["method"] == "distillation-head"
+    images = student.data.images[:6].astype(np.float32)
+    exported = ReidEmbedder(config.out_dir).keras_model.predict(images, verbose=0)
+    np.testing.assert_allclose(tf.math.l2_normalize(exported, axis=1).numpy(),
+                               student.net(images)["distilled"].numpy(), atol=1e-5)
+
+    second = Trainer(tiny_config(tmp_path / "second", data_dir=train_dir, teachers=tuple(teachers[:1]),
+                                 distill_dims=4, init_from=config.checkpoint_dir, max_steps=0), None)
+    second.start_network()
+    for a, b in zip(student.net.backbone.weights, second.net.backbone.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
