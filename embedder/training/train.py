@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -222,9 +223,6 @@ class Trainer:
             config.data_dir, config.input_size, progress=config.progress)
         self.sampler = PKSampler(self.data.labels, config.persons_per_batch,
                                  config.images_per_person, config.seed)
-        self.targets = (tf.constant(cached_teacher_targets(
-            Path(config.checkpoint_dir) / TARGETS_FILE, config.teachers, config.data_dir,
-            config.distill_dims, progress=config.progress)) if config.teachers else None)
         keras.utils.set_random_seed(config.seed)
         self.net = build_reid_net(self.data.num_classes, config.input_size, recipe=config.recipe,
                                   scale=config.scale, pretrained=config.pretrained,
@@ -238,6 +236,15 @@ class Trainer:
         self.history_path = Path(config.checkpoint_dir) / HISTORY_FILE
         self._last_save = time.monotonic()
         self._steps_run = 0
+
+    @cached_property
+    def targets(self) -> tf.Tensor | None:
+        """The teachers' (N, distill_dims) targets of the training images (None without teachers),
+        made on first use: exporting a finished run needs none."""
+        config = self.config
+        return (tf.constant(cached_teacher_targets(
+            Path(config.checkpoint_dir) / TARGETS_FILE, config.teachers, config.data_dir,
+            config.distill_dims, progress=config.progress)) if config.teachers else None)
 
     def resume_source(self) -> Path | None:
         """Return the checkpoint to resume from: the furthest of the working and the published one."""

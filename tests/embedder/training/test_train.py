@@ -179,13 +179,17 @@ def test_a_distilled_run_starts_from_the_given_network_and_learns_the_teachers_t
 
 def test_a_distilled_run_exports_its_head_and_can_seed_another_distilled_run(
         tmp_path: Path, train_dir: Path, teachers: list[Path]) -> None:
-    config = tiny_config(tmp_path / "student", data_dir=train_dir, teachers=tuple(teachers), distill_dims=4,
-                         max_steps=2)
+    config = tiny_config(tmp_path / "student", data_dir=train_dir, teachers=tuple(teachers), distill_dims=4)
     student = Trainer(config, None)
     student.run()
-    metadata = ModelMetadata.load(student.export_model(None))
+    metadata = ModelMetadata.load(config.out_dir)
     assert metadata.embedding_dim == 4 and "-distill4-" in metadata.model_id
     assert metadata.projection["method"] == "distillation-head"
+    rerun = Trainer(tiny_config(tmp_path / "student", data_dir=train_dir, teachers=tuple(teachers), distill_dims=4,
+                                keep="last", out_dir=tmp_path / "rebuilt"), None)
+    rerun.run()
+    assert ModelMetadata.load(tmp_path / "rebuilt").model_id == metadata.model_id
+    assert "targets" not in vars(rerun)  # exporting a finished run embeds nothing with the teachers
     images = student.data.images[:6].astype(np.float32)
     exported = ReidEmbedder(config.out_dir).keras_model.predict(images, verbose=0)
     np.testing.assert_allclose(tf.math.l2_normalize(exported, axis=1).numpy(),
