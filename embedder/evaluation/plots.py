@@ -21,6 +21,7 @@ _CAPTION = 18
 _GREEN = (40, 170, 40)
 _RED = (40, 40, 220)
 _GREY = (128, 128, 128)
+TITLE_SIZE = 9  # points: a model id fits across a 6-inch figure
 
 
 def plot_cmc(report: EvaluationReport, path: Path, max_rank: int = 20) -> Path:
@@ -29,8 +30,9 @@ def plot_cmc(report: EvaluationReport, path: Path, max_rank: int = 20) -> Path:
     figure = Figure(figsize=(6, 4), layout="constrained")
     axes = figure.add_subplot()
     axes.plot(ranks, report.cmc[:len(ranks)] * 100, marker="o")
-    axes.set(xlabel="rank", ylabel="matching rate (%)", ylim=(0, 100), xticks=ranks,
-             title=f"CMC - {report.model_id}\n(rank-1 {report.rank1:.1%}, mAP {report.mAP:.1%})")
+    axes.set(xlabel="rank", ylabel="matching rate (%)", ylim=(0, 100), xticks=ranks)
+    axes.set_title(f"CMC - {report.model_id}\n(rank-1 {report.rank1:.1%}, mAP {report.mAP:.1%})",
+                   fontsize=TITLE_SIZE)
     axes.grid(alpha=0.3)
     figure.savefig(path, dpi=100)
     return path
@@ -50,7 +52,8 @@ def plot_roc(report: EvaluationReport, path: Path) -> Path:
               label=f"threshold {report.threshold:.3f}: FPR {point[0]:.2%}, TPR {point[1]:.1%}")
     axes.set_xscale("log")
     axes.set(xlim=(floor, 1), ylim=(0, 1.01), xlabel="false positive rate (false match rate)",
-             ylabel="true positive rate (detection rate)", title=f"ROC\n{report.model_id}")
+             ylabel="true positive rate (detection rate)")
+    axes.set_title(f"ROC\n{report.model_id}", fontsize=TITLE_SIZE)
     axes.grid(alpha=0.3, which="both")
     axes.legend(loc="upper left")
     figure.savefig(path, dpi=100)
@@ -67,7 +70,8 @@ def plot_score_histogram(report: EvaluationReport, path: Path) -> Path:
     axes.hist(genuine, bins=bins, density=True, alpha=0.6, label=f"same person ({genuine.size})")
     axes.axvline(report.threshold, color="black", linestyle="--",
                  label=f"threshold {report.threshold:.3f}")
-    axes.set(xlabel="cosine similarity", ylabel="density", title=f"Scores\n{report.model_id}")
+    axes.set(xlabel="cosine similarity", ylabel="density")
+    axes.set_title(f"Scores\n{report.model_id}", fontsize=TITLE_SIZE)
     axes.legend()
     figure.savefig(path, dpi=100)
     return path
