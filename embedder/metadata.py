@@ -15,9 +15,10 @@ class ModelMetadata:
 
     ``input_size`` is (height, width); the model takes RGB floats in 0..255 and does its own
     normalization. ``flip_average``: an image's embedding is the sum of the model's outputs for
-    the image and its mirror image (the usual re-ID test-time flip). ``center_crop``: the
-    fraction of each image's height and width kept around its centre before resizing (1 keeps
-    it whole); it matches the mean view of the training zoom. ``threshold`` is the
+    the image and its mirror image (the usual re-ID test-time flip). ``center_crops``: the
+    fractions of each image's height and width kept around its centre before resizing, one
+    view each (1 keeps it whole); the embedding sums the views' outputs, which stand for the
+    views the training zoom showed. ``threshold`` is the
     calibrated cosine-similarity match threshold. ``projection`` describes a linear map
     appended to the trained network (``reid fit-projection``), empty when there is none.
     """
@@ -32,7 +33,7 @@ class ModelMetadata:
     recipe: dict = field(default_factory=dict)
     validation: dict = field(default_factory=dict)
     flip_average: bool = False
-    center_crop: float = 1.0
+    center_crops: tuple[float, ...] = (1.0,)
     projection: dict = field(default_factory=dict)
     threshold: float | None = None
     threshold_target_fmr: float | None = None
@@ -47,9 +48,14 @@ class ModelMetadata:
     def load(cls, model_dir: Path) -> ModelMetadata:
         """Read ``metadata.json`` from ``model_dir``.
 
+        A file from before multi-view crops names one ``center_crop``.
+
         Raises:
             FileNotFoundError: the directory has no metadata file.
         """
         data = json.loads((Path(model_dir) / METADATA_FILE).read_text())
         data["input_size"] = tuple(data["input_size"])
+        if "center_crop" in data:
+            data["center_crops"] = [data.pop("center_crop")]
+        data["center_crops"] = tuple(data.get("center_crops", cls.center_crops))
         return cls(**data)

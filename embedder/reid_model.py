@@ -30,8 +30,8 @@ def flip_averaged(model: keras.Model, images: tf.Tensor) -> tf.Tensor:
 class KerasEmbedder(Embedder):
     """Embeds person crops with a Keras model from (N, H, W, 3) RGB 0..255 to (N, D) vectors.
 
-    ``metadata`` supplies ``model_id``, ``dim``, the input size, the centre crop and whether to
-    flip-average.
+    ``metadata`` supplies ``model_id``, ``dim``, the input size, the centre crops (an image's
+    embedding sums the outputs for its views) and whether to flip-average.
     """
 
     def __init__(self, model: keras.Model | None, metadata: ModelMetadata, batch_size: int = 32) -> None:
@@ -74,11 +74,14 @@ class KerasEmbedder(Embedder):
 
     def _embed(self, images: Sequence[BGRImage]) -> NDArray[np.float32]:
         """Return the raw (N, dim) embeddings of ``images``, ``batch_size`` at a time."""
+        return np.concatenate([self._embed_views(images[start:start + self.batch_size])
+                               for start in range(0, len(images), self.batch_size)])
+
+    def _embed_views(self, batch: Sequence[BGRImage]) -> NDArray[np.float32]:
+        """Return the sum of the model's outputs for each centre crop of ``batch``."""
         assert self._forward is not None
-        return np.concatenate([
-            self._forward(to_model_input(images[start:start + self.batch_size], self.input_size,
-                                         self.metadata.center_crop)).numpy()
-            for start in range(0, len(images), self.batch_size)])
+        return np.sum([self._forward(to_model_input(batch, self.input_size, crop)).numpy()
+                       for crop in self.metadata.center_crops], axis=0)
 
 
 class ReidEmbedder(KerasEmbedder):

@@ -44,7 +44,7 @@ from embedder.training.checkpoint import (
     read_state,
     save_checkpoint,
 )
-from embedder.training.data import PKSampler, TrainingSet, epoch_dataset, load_training_set, mean_zoom_window
+from embedder.training.data import PKSampler, TrainingSet, epoch_dataset, load_training_set, zoom_view_windows
 from embedder.training.distillation import TARGETS_FILE, cached_teacher_targets
 from embedder.training.export import export, weights_digest
 from embedder.training.losses import (
@@ -80,6 +80,8 @@ class TrainConfig:
     starts the network from trained weights instead of ImageNet's, without the head warm-up.
     ``teachers`` (model directories) add a distillation loss, ``distill_weight`` times the cosine distance between the network's
     ``distill`` head and the teachers' ``distill_dims``-d targets (see ``distillation``).
+    ``test_views``: how many centre crops standing for the training zoom the exported model
+    embeds each image in (``zoom_view_windows``).
     """
 
     data_dir: Path
@@ -109,6 +111,7 @@ class TrainConfig:
     keep: str = "best"
     target_fmr: float = 1e-3
     flip_average: bool = True
+    test_views: int = 2
     seed: int = 0
     init_from: Path | None = None
     teachers: tuple[Path, ...] = ()
@@ -415,8 +418,8 @@ class Trainer:
         """Describe the current inference model."""
         config = self.config
         flip = "flip-" if config.flip_average else ""
-        center_crop = round(mean_zoom_window(config.max_zoom), 2)
-        crop = f"crop{center_crop:.2f}-" if center_crop < 1.0 else ""
+        center_crops = zoom_view_windows(config.max_zoom, config.test_views)
+        crop = f"crop{'+'.join(f'{side:.2f}' for side in center_crops)}-" if center_crops != (1.0,) else ""
         model = self.net.inference_model()
         dim = int(model.output_shape[-1])
         distilled = self.net.distill is not None
@@ -429,7 +432,7 @@ class Trainer:
                         "fitted_on": f"the teachers' targets of {len(self.data.labels)} training images"}
             if distilled else {},
             flip_average=config.flip_average,
-            center_crop=center_crop,
+            center_crops=center_crops,
             training_data=describe_training_data(config, self.data),
             license="research use only (inherits the training data's terms)"
                     if "cuhk03" in str(config.data_dir).lower() else "",

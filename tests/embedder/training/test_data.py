@@ -14,8 +14,8 @@ from embedder.training.data import (
     augment,
     epoch_dataset,
     load_training_set,
-    mean_zoom_window,
     zoom,
+    zoom_view_windows,
 )
 
 LABELS = np.repeat(np.arange(10), [2, 3, 4, 5, 6, 7, 8, 9, 1, 12])
@@ -110,17 +110,21 @@ def test_zoom_magnifies_each_axis_by_at_most_max_zoom_at_a_random_place() -> Non
     assert out.min() >= 0.0 and out[0::2].max() <= height - 1 + 1e-3  # inside the image
 
 
-def test_mean_zoom_window_is_the_average_window_that_zoom_shows() -> None:
+def test_zoom_view_windows_sit_at_the_midpoint_quantiles_of_the_windows_zoom_shows() -> None:
     height, width = 16, 8
     rows = np.broadcast_to(np.arange(height, dtype=np.float32)[:, None, None], (512, height, width, 3))
     out = zoom(tf.constant(rows), tf.constant([5, 6], tf.int64), max_zoom=1.5).numpy()
     windows = out[:, 1, 0, 0] - out[:, 0, 0, 0]  # the source step per output row is the window side
-    assert abs(windows.mean() - mean_zoom_window(1.5)) < 0.01
-    assert mean_zoom_window(1.5) == pytest.approx(np.mean(1 / np.linspace(1, 1.5, 100_001)), abs=1e-6)
-    assert mean_zoom_window(1.25) == pytest.approx(0.8926, abs=1e-4)
-    assert mean_zoom_window(1.0) == 1.0
+    sides = zoom_view_windows(1.5, 3)
+    assert sides == (0.92, 0.8, 0.71)  # widest first
+    for k, side in enumerate(sides):  # a share (k + 1/2)/3 of training views is wider
+        assert abs(np.mean(windows > side) - (k + 0.5) / 3) < 0.06
+    assert zoom_view_windows(1.25, 1) == (0.89,) and zoom_view_windows(1.25, 2) == (0.94, 0.84)
+    assert zoom_view_windows(1.0, 4) == (1.0,)  # no zoom: one whole view
     with pytest.raises(ValueError, match="at least 1"):
-        mean_zoom_window(0.9)
+        zoom_view_windows(0.9, 1)
+    with pytest.raises(ValueError, match="views"):
+        zoom_view_windows(1.25, 0)
 
 
 def test_augment_zooms_only_when_max_zoom_exceeds_one() -> None:

@@ -87,10 +87,22 @@ def test_center_crop_embeds_the_central_part_of_each_image() -> None:
     size = (8, 4)
     model = keras.Sequential([keras.Input((*size, 3)), keras.layers.Flatten(), keras.layers.Dense(6)])
     image = np.random.default_rng(4).integers(0, 256, (20, 10, 3), dtype=np.uint8)
-    metadata = ModelMetadata(model_id="flat", input_size=size, embedding_dim=6, center_crop=0.8)
+    metadata = ModelMetadata(model_id="flat", input_size=size, embedding_dim=6, center_crops=(0.8,))
     cropped = KerasEmbedder(model, metadata).embed([image])
-    np.testing.assert_allclose(cropped, KerasEmbedder(model, replace(metadata, center_crop=1.0)).embed(
+    np.testing.assert_allclose(cropped, KerasEmbedder(model, replace(metadata, center_crops=(1.0,))).embed(
         [np.ascontiguousarray(image[2:18, 1:9])]), atol=1e-6)
+
+
+def test_several_center_crops_sum_the_outputs_of_each_view() -> None:
+    keras.utils.set_random_seed(0)
+    size = (8, 4)
+    model = keras.Sequential([keras.Input((*size, 3)), keras.layers.Flatten(), keras.layers.Dense(6)])
+    image = np.random.default_rng(5).integers(0, 256, (20, 10, 3), dtype=np.uint8)
+    metadata = ModelMetadata(model_id="flat", input_size=size, embedding_dim=6, center_crops=(1.0, 0.8))
+    views = [image, np.ascontiguousarray(image[2:18, 1:9])]
+    outputs = model.predict(to_model_input(views, size), verbose=0)
+    np.testing.assert_allclose(KerasEmbedder(model, metadata).embed([image])[0],
+                               l2_normalize(outputs.sum(axis=0, keepdims=True))[0], atol=1e-5)
 
 
 def test_reid_embedder_needs_a_model_file(tmp_path: Path) -> None:

@@ -81,8 +81,8 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
     assert len(history) == 1 and '"rank1"' in history[0]
     metadata = ModelMetadata.load(tmp_path / "whole" / "model")
     assert metadata.threshold is not None and "rank1" in metadata.validation
-    assert metadata.flip_average and "-crop0.89-flip-" in metadata.model_id
-    assert metadata.center_crop == 0.89  # the mean view of the default 1.25 zoom
+    assert metadata.flip_average and "-crop0.94+0.84-flip-" in metadata.model_id
+    assert metadata.center_crops == (0.94, 0.84)  # two views standing for the default 1.25 zoom
     embedder = ReidEmbedder(tmp_path / "whole" / "model")
     assert embedder.model_id == metadata.model_id and embedder.dim == 1280
 
