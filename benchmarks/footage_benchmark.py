@@ -1,7 +1,7 @@
 """Measure footage indexing on the recordings with ground truth: detection, tracks and speed.
 
 Usage: python -m benchmarks.footage_benchmark [--data DIR] [--out FILE.json] [--runs N]
-       [--set NAME=VALUE ...]
+       [--model DIR] [--threshold T ...] [--set NAME=VALUE ...]
 (defaults: ../shared/data beside the project, bench-results/footage.json in it, 3 runs;
 ``--set`` overrides a ``FootageSettings`` field, e.g. ``--set analysis_fps=3``).
 
@@ -30,7 +30,8 @@ Definitions, per video:
   Averages are over identities (precision over identities with at least one sighting).
 
 Add figures by appending a function (analysis, truth) -> dict to ``FIGURES``; its result is
-printed and stored under its name.
+printed and stored under its name. ``--model`` names the embedder, ``--threshold`` adds search
+thresholds besides its calibrated one.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import platform
 import statistics
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,8 +178,34 @@ def track_identities(analysis: VideoAnalysis, truth: GroundTruth) -> list[int | 
             for counts in track_label_counts(analysis, truth)]
 
 
-def search_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, Any]:
-    """Store the analysis in a temporary gallery and search it with one crop per identity."""
+@dataclass
+class SearchOutcomes:
+    """What the footage searches at one threshold returned, one query at a time."""
+
+    recalls: list[float] = dataclasses.field(default_factory=list)
+    precisions: list[float] = dataclasses.field(default_factory=list)
+    returned: list[int] = dataclasses.field(default_factory=list)
+
+    def add(self, recall: float, hits_correct: list[bool]) -> None:
+        """Record one query's recall and whether each returned sighting was the query's person."""
+        self.recalls.append(recall)
+        self.returned.append(len(hits_correct))
+        if hits_correct:
+            self.precisions.append(sum(hits_correct) / len(hits_correct))
+
+    def summary(self, threshold: float) -> dict[str, Any]:
+        """Return mean recall, mean precision (over queries with sightings) and sightings per query."""
+        def mean(values: Sequence[float]) -> float | None:
+            return round(float(np.mean(values)), 4) if values else None
+        return {"threshold": round(threshold, 4), "recall": mean(self.recalls),
+                "precision": mean(self.precisions), "identities_with_sightings": len(self.precisions),
+                "sightings_per_query": None if not self.returned else round(float(np.mean(self.returned)), 2)}
+
+
+def search_figures(analysis: VideoAnalysis, truth: GroundTruth, embedder: Embedder,
+                   other_thresholds: Sequence[float] = ()) -> dict[str, Any]:
+    """Store the analysis in a temporary gallery and search it with one crop per identity, at the
+    model's calibrated threshold (the figures' top level) and at each of ``other_thresholds``."""
     import tempfile
     from datetime import datetime, timezone
 
@@ -188,9 +215,9 @@ def search_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, Any
     from gallery.schema import upgrade
     from gallery.service import Gallery
 
-    detector, embedder = default_models()
     threshold = embedder.calibrated_threshold()
     assert threshold is not None, f"{embedder.model_id} has no calibrated threshold"
+    thresholds = [threshold, *other_thresholds]
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     owner = {(t.start_frame, t.end_frame): label
              for t, label in zip(analysis.tracks, track_identities(analysis, truth))}
@@ -202,7 +229,7 @@ def search_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, Any
             inside = x >= 0 and y >= 0 and x + w <= analysis.width and y + h <= analysis.height
             if person not in queries and h >= MIN_HEIGHT and inside:
                 queries[person] = (index, (x, y, w, h))
-    recalls, precisions, returned = [], [], []
+    outcomes: dict[float, SearchOutcomes] = {t: SearchOutcomes() for t in thresholds}
     with tempfile.TemporaryDirectory() as tmp:
         url = sqlite_url(Path(tmp) / "bench.db")
         upgrade(url)
@@ -214,24 +241,21 @@ def search_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, Any
                                      sha256=content_hash(Path(analysis.path)), recorded_start=start)
             for person, (index, (x, y, w, h)) in sorted(queries.items()):
                 crop = read_frame(Path(analysis.path), index)[int(y):int(y + h), int(x):int(x + w)]
-                hits = gallery.search(session, crop, top_k=1, threshold=threshold).results[0].sightings
-                spans = [(round((hit.start - start).total_seconds() * analysis.fps),
-                          round((hit.end - start).total_seconds() * analysis.fps)) for hit in hits]
-                covered = {f for f in frames_of[person] if any(a <= f <= b for a, b in spans)}
-                recalls.append(len(covered) / len(frames_of[person]))
-                returned.append(len(hits))
-                if hits:
-                    precisions.append(sum(owner.get(span) == person for span in spans) / len(hits))
+                for t in thresholds:
+                    hits = gallery.search(session, crop, top_k=1, threshold=t).results[0].sightings
+                    spans = [(round((hit.start - start).total_seconds() * analysis.fps),
+                              round((hit.end - start).total_seconds() * analysis.fps)) for hit in hits]
+                    covered = {f for f in frames_of[person] if any(a <= f <= b for a, b in spans)}
+                    outcomes[t].add(len(covered) / len(frames_of[person]),
+                                    [owner.get(span) == person for span in spans])
         engine.dispose()
-    return {"threshold": round(threshold, 4), "identities_queried": len(queries),
-            "recall": round(float(np.mean(recalls)), 4) if recalls else None,
-            "precision": round(float(np.mean(precisions)), 4) if precisions else None,
-            "identities_with_sightings": len(precisions),
-            "sightings_per_query": round(float(np.mean(returned)), 2) if returned else None}
+    figures = {"identities_queried": len(queries), **outcomes[threshold].summary(threshold)}
+    if other_thresholds:
+        figures["other_thresholds"] = [outcomes[t].summary(t) for t in other_thresholds]
+    return figures
 
 
-FIGURES: dict[str, Figures] = {"detection": detection_figures, "tracks": track_figures,
-                               "search": search_figures}
+FIGURES: dict[str, Figures] = {"detection": detection_figures, "tracks": track_figures}
 
 
 def parse_args() -> argparse.Namespace:
@@ -240,6 +264,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=PROJECT.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=PROJECT / "bench-results" / "footage.json")
     parser.add_argument("--runs", type=int, default=3, help="timed runs; the median is kept")
+    parser.add_argument("--model", default=default_embedder_spec(),
+                        help="embedder: a model directory (default: the shipped model)")
+    parser.add_argument("--threshold", dest="thresholds", type=float, action="append", default=[],
+                        help="also search at this threshold (repeatable), besides the calibrated one")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="NAME=VALUE", help="override a FootageSettings field")
     return parser.parse_args()
@@ -263,10 +291,9 @@ def settings_from(overrides: list[str]) -> FootageSettings:
     return dataclasses.replace(defaults, **changes)
 
 
-@functools.cache
-def default_models() -> tuple[Detector, Embedder]:
-    """Return the default detector and embedder, loaded once."""
-    return build_detector(DEFAULT_DETECTOR), build_embedder(default_embedder_spec())
+def load_models(embedder_spec: str) -> tuple[Detector, Embedder]:
+    """Return the default detector and the embedder named ``embedder_spec``."""
+    return build_detector(DEFAULT_DETECTOR), build_embedder(embedder_spec)
 
 
 def main() -> None:
@@ -276,9 +303,11 @@ def main() -> None:
     if not footage.is_dir():
         raise SystemExit(f"no footage at {footage}: nothing to measure")
     settings = settings_from(args.overrides)
-    detector, embedder = default_models()
+    detector, embedder = load_models(args.model)
     detector.detect(np.zeros((360, 480, 3), dtype=np.uint8))  # load and warm up both models
     embedder.embed([np.zeros((128, 64, 3), dtype=np.uint8)])
+    measures = {**FIGURES, "search": functools.partial(search_figures, embedder=embedder,
+                                                         other_thresholds=args.thresholds)}
     rows = []
     for video, truth_file in VIDEOS:
         runs = [analyse_video(footage / video, settings, detector, embedder)
@@ -296,9 +325,9 @@ def main() -> None:
             "realtime_factor": round(statistics.median(r.realtime_factor for r in runs), 2),
             "seconds_runs": [round(r.seconds, 3) for r in runs],
         }
-        row.update({name: figures(analysis, truth) for name, figures in FIGURES.items()})
+        row.update({name: figures(analysis, truth) for name, figures in measures.items()})
         rows.append(row)
-    print_table(rows)
+    print_table(rows, [name for name in measures if name not in {"detection", "tracks"}])
     results = {
         "detector": detector.model_id, "embedder": embedder.model_id,
         "settings": dataclasses.asdict(settings), "fingerprint": settings.fingerprint(),
@@ -315,8 +344,8 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
-    """Print one line of headline figures per video, then any extra figures."""
+def print_table(rows: list[dict[str, Any]], extra_figures: Sequence[str]) -> None:
+    """Print one line of headline figures per video, then the figures named ``extra_figures``."""
     header = (f"{'video':<17}{'frames':>7}{'analysed':>9}{'static':>7}{'recall':>8}"
               f"{'precision':>10}{'tracks':>7}{'ids':>8}{'split':>6}{'mixed':>6}"
               f"{'unmatched':>10}{'RTF':>7}")
@@ -328,7 +357,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
               f"{t['tracks']:>7}{t['identities_found']:>4}/{t['identities_visible']:<3}"
               f"{t['identities_split']:>6}{t['tracks_mixed']:>6}{t['tracks_unmatched']:>10}"
               f"{row['realtime_factor']:>6.1f}x")
-        for name in FIGURES.keys() - {"detection", "tracks"}:
+        for name in extra_figures:
             print(f"  {name}: {row[name]}")
 
 
