@@ -195,17 +195,20 @@ class SearchOutcomes:
 
     def summary(self, threshold: float) -> dict[str, Any]:
         """Return mean recall, mean precision (over queries with sightings) and sightings per query."""
-        def mean(values: Sequence[float]) -> float | None:
-            return round(float(np.mean(values)), 4) if values else None
+        def mean(values: Sequence[float], digits: int = 4) -> float | None:
+            return round(float(np.mean(values)), digits) if values else None
         return {"threshold": round(threshold, 4), "recall": mean(self.recalls),
                 "precision": mean(self.precisions), "identities_with_sightings": len(self.precisions),
-                "sightings_per_query": None if not self.returned else round(float(np.mean(self.returned)), 2)}
+                "sightings_per_query": mean(self.returned, digits=2)}
 
 
 def search_figures(analysis: VideoAnalysis, truth: GroundTruth, embedder: Embedder,
                    other_thresholds: Sequence[float] = ()) -> dict[str, Any]:
     """Store the analysis in a temporary gallery and search it with one crop per identity, at the
-    model's calibrated threshold (the figures' top level) and at each of ``other_thresholds``."""
+    model's calibrated threshold (the figures' top level) and at each of ``other_thresholds``.
+
+    Each crop is searched once, at the lowest threshold; a higher one keeps the sightings scoring
+    at least it, which is what searching at it returns (sightings come best first)."""
     import tempfile
     from datetime import datetime, timezone
 
@@ -217,7 +220,6 @@ def search_figures(analysis: VideoAnalysis, truth: GroundTruth, embedder: Embedd
 
     threshold = embedder.calibrated_threshold()
     assert threshold is not None, f"{embedder.model_id} has no calibrated threshold"
-    thresholds = [threshold, *other_thresholds]
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     owner = {(t.start_frame, t.end_frame): label
              for t, label in zip(analysis.tracks, track_identities(analysis, truth))}
@@ -229,7 +231,7 @@ def search_figures(analysis: VideoAnalysis, truth: GroundTruth, embedder: Embedd
             inside = x >= 0 and y >= 0 and x + w <= analysis.width and y + h <= analysis.height
             if person not in queries and h >= MIN_HEIGHT and inside:
                 queries[person] = (index, (x, y, w, h))
-    outcomes: dict[float, SearchOutcomes] = {t: SearchOutcomes() for t in thresholds}
+    outcomes: dict[float, SearchOutcomes] = {t: SearchOutcomes() for t in (threshold, *other_thresholds)}
     with tempfile.TemporaryDirectory() as tmp:
         url = sqlite_url(Path(tmp) / "bench.db")
         upgrade(url)
@@ -241,13 +243,14 @@ def search_figures(analysis: VideoAnalysis, truth: GroundTruth, embedder: Embedd
                                      sha256=content_hash(Path(analysis.path)), recorded_start=start)
             for person, (index, (x, y, w, h)) in sorted(queries.items()):
                 crop = read_frame(Path(analysis.path), index)[int(y):int(y + h), int(x):int(x + w)]
-                for t in thresholds:
-                    hits = gallery.search(session, crop, top_k=1, threshold=t).results[0].sightings
+                hits = gallery.search(session, crop, top_k=1, threshold=min(outcomes)).results[0].sightings
+                for t, outcome in outcomes.items():
                     spans = [(round((hit.start - start).total_seconds() * analysis.fps),
-                              round((hit.end - start).total_seconds() * analysis.fps)) for hit in hits]
+                              round((hit.end - start).total_seconds() * analysis.fps))
+                             for hit in hits if hit.score >= t]
                     covered = {f for f in frames_of[person] if any(a <= f <= b for a, b in spans)}
-                    outcomes[t].add(len(covered) / len(frames_of[person]),
-                                    [owner.get(span) == person for span in spans])
+                    outcome.add(len(covered) / len(frames_of[person]),
+                                [owner.get(span) == person for span in spans])
         engine.dispose()
     figures = {"identities_queried": len(queries), **outcomes[threshold].summary(threshold)}
     if other_thresholds:
