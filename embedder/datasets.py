@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
@@ -44,3 +45,22 @@ def list_identity_folders(root: Path) -> list[LabelledImage]:
     if not items:
         raise ValueError(f"{root} holds no <person>/<image> files ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return items
+
+
+def list_sources(roots: Sequence[Path]) -> list[LabelledImage]:
+    """List the images of several per-person trees, keeping their persons apart.
+
+    Each person is named ``<k>-<root name>/<folder>`` for the k-th root, so the same folder
+    name in two sources is two persons.
+
+    Raises:
+        ValueError: no roots, or a root given twice.
+        As ``list_identity_folders`` for each root.
+    """
+    if not roots:
+        raise ValueError("give at least one folder of per-person image folders")
+    resolved = [Path(root).resolve() for root in roots]
+    if len(set(resolved)) != len(resolved):
+        raise ValueError(f"a data folder is given twice: {[str(root) for root in roots]}")
+    return [replace(item, person=f"{k}-{Path(root).name}/{item.person}")
+            for k, root in enumerate(roots) for item in list_identity_folders(Path(root))]

@@ -21,6 +21,8 @@ class ModelMetadata:
     views the training zoom showed. ``threshold`` is the
     calibrated cosine-similarity match threshold. ``projection`` describes a linear map
     appended to the trained network (``reid fit-projection``), empty when there is none.
+    ``runtime`` says how an OpenVINO/ONNX network takes its input (``RuntimeInput``); empty for
+    Keras models.
     """
 
     model_id: str
@@ -35,6 +37,7 @@ class ModelMetadata:
     flip_average: bool = False
     center_crops: tuple[float, ...] = (1.0,)
     projection: dict = field(default_factory=dict)
+    runtime: dict = field(default_factory=dict)
     threshold: float | None = None
     threshold_target_fmr: float | None = None
 

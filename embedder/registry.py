@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from embedder.base import Embedder
+from embedder.runtime_model import NETWORK_SUFFIXES, load_runtime_embedder
 
 _FACTORY_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "reid-mobilenetv2"
@@ -68,6 +69,9 @@ def build_embedder(spec: str, **kwargs: object) -> Embedder:
     path = Path(spec)
     if (path / "model.keras").is_file():
         return _reid_model(path, **kwargs)
+    if path.suffix in NETWORK_SUFFIXES and path.is_file() or path.is_dir() and any(
+            child.suffix in NETWORK_SUFFIXES for child in path.iterdir()):
+        return load_runtime_embedder(path, **kwargs)  # type: ignore[arg-type]
     raise KeyError(
-        f"unknown embedder {spec!r}: give one of {', '.join(known_embedders())} "
-        "or a model directory holding model.keras and metadata.json")
+        f"unknown embedder {spec!r}: give one of {', '.join(known_embedders())}, a model directory "
+        "holding model.keras and metadata.json, or an OpenVINO IR / ONNX network (file or directory)")

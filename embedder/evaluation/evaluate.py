@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -226,14 +227,17 @@ def with_threshold(report: EvaluationReport, threshold: float) -> EvaluationRepo
     return replace(report, verification=verification, threshold=float(threshold))
 
 
-def calibrate(report: EvaluationReport, target_fmr: float) -> CalibrationResult:
-    """Pick the smallest threshold whose false match rate on ``report``'s pairs is <= ``target_fmr``.
+def calibrate(reports: Sequence[EvaluationReport], target_fmr: float) -> CalibrationResult:
+    """Pick the smallest threshold whose false match rate on the pairs of all ``reports`` together
+    is <= ``target_fmr`` (each report's query-gallery pairs; pairs across reports are not formed).
 
     Raises:
-        ValueError: ``target_fmr`` outside [0, 1], or the split has no same-person or no
+        ValueError: ``target_fmr`` outside [0, 1], or the splits have no same-person or no
             different-person pair.
     """
-    genuine, impostor = report.scores()
+    scores = [report.scores() for report in reports]
+    genuine = np.concatenate([pair[0] for pair in scores]) if scores else np.zeros(0, np.float32)
+    impostor = np.concatenate([pair[1] for pair in scores]) if scores else np.zeros(0, np.float32)
     if genuine.size == 0 or impostor.size == 0:
         raise ValueError("calibration needs both same-person and different-person query-gallery pairs")
     threshold = threshold_at_fmr(impostor, target_fmr)
@@ -246,33 +250,50 @@ def calibrate(report: EvaluationReport, target_fmr: float) -> CalibrationResult:
         impostor_pairs=int(impostor.size))
 
 
+def mean_figures(reports: Sequence[EvaluationReport]) -> dict[str, float]:
+    """Return the unweighted mean rank-1, rank-5, rank-10 and mAP over ``reports`` (each set counts once).
+
+    Raises:
+        ValueError: no reports.
+    """
+    if not reports:
+        raise ValueError("no evaluation to average")
+    return {key: float(np.mean([getattr(report, key) for report in reports]))
+            for key in ("rank1", "rank5", "rank10", "mAP")}
+
+
+def set_name(report: EvaluationReport) -> str:
+    """Name a split by its folders: the set folder holding ``query/`` and ``gallery/``, else the query folder."""
+    query = Path(report.query_dir)
+    return query.parent.name if query.name == "query" else query.name
+
+
 def store_calibration(
-    model_dir: Path, calibration: CalibrationResult, report: EvaluationReport,
+    model_dir: Path, calibration: CalibrationResult, reports: Sequence[EvaluationReport],
 ) -> ModelMetadata:
     """Write the calibrated threshold and the validation figures into ``model_dir``'s metadata.json.
 
-    ``validation`` keeps its other keys; ``rank1``, ``rank5``, ``rank10``, ``mAP``, the folders,
-    the counts and a ``calibration`` entry are replaced.
+    ``validation`` keeps its other keys; ``rank1``, ``rank5``, ``rank10`` and ``mAP`` become the
+    mean over ``reports``, ``sets`` lists each report's figures, folders and counts, and
+    ``calibration`` is replaced.
 
     Raises:
         FileNotFoundError: ``model_dir`` has no metadata.json.
-        ValueError: ``report`` was made by another model than the one in ``model_dir``.
+        ValueError: no reports, or one was made by another model than the one in ``model_dir``.
     """
     metadata = ModelMetadata.load(Path(model_dir))
-    if metadata.model_id != report.model_id:
-        raise ValueError(f"the evaluation is of model {report.model_id!r} but {model_dir} "
-                         f"holds model {metadata.model_id!r}")
+    for report in reports:
+        if metadata.model_id != report.model_id:
+            raise ValueError(f"the evaluation is of model {report.model_id!r} but {model_dir} "
+                             f"holds model {metadata.model_id!r}")
     metadata.threshold = calibration.threshold
     metadata.threshold_target_fmr = calibration.target_fmr
-    figures = report.to_dict()
     metadata.validation.update({
-        "rank1": report.rank1,
-        "rank5": report.rank5,
-        "rank10": report.rank10,
-        "mAP": report.mAP,
-        "query_dir": figures["query_dir"],
-        "gallery_dir": figures["gallery_dir"],
-        "counts": figures["counts"],
+        **mean_figures(reports),
+        "sets": [{"name": set_name(report),
+                  **{key: value for key, value in report.to_dict().items()
+                     if key in ("rank1", "rank5", "rank10", "mAP", "query_dir", "gallery_dir", "counts")}}
+                 for report in reports],
         "calibration": calibration.to_dict(),
     })
     path = metadata.save(Path(model_dir))

@@ -9,7 +9,7 @@ exactly the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import tensorflow as tf
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from embedder.datasets import list_identity_folders
+from embedder.datasets import LabelledImage, list_sources
 from embedder.evaluation.evaluate import read_image
 from embedder.preprocess import to_model_input
 
@@ -30,19 +30,26 @@ ERASE_AREA = (0.02, 0.4)
 ERASE_MIN_ASPECT = 0.3
 ERASE_FILL = (0.4914 * 255.0, 0.4822 * 255.0, 0.4465 * 255.0)  # torchreid's mean, RGB 0..255
 ERASE_ATTEMPTS = 10
+COLOUR_STRENGTH = 0.3
+GREY_PROBABILITY = 0.1
+SHUFFLE_PROBABILITY = 0.1
+GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma of RGB
+CHANNEL_ORDERS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
 
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """Images of one folder-per-person tree, resized and held in memory.
+    """Images of one or more folder-per-person trees, resized and held in memory.
 
-    ``images`` is (N, H, W, 3) uint8 RGB, ``labels`` (N,) int32 in 0..P-1, and
-    ``persons[label]`` the folder name of each label.
+    ``images`` is (N, H, W, 3) uint8 RGB, ``labels`` (N,) int32 in 0..P-1,
+    ``persons[label]`` the (source-qualified, see ``list_sources``) name of each label and
+    ``items`` the files the images came from, in the same order.
     """
 
     images: NDArray[np.uint8]
     labels: NDArray[np.int32]
     persons: tuple[str, ...]
+    items: tuple[LabelledImage, ...] = ()
 
     @property
     def num_classes(self) -> int:
@@ -50,28 +57,31 @@ class TrainingSet:
         return len(self.persons)
 
 
-def load_training_set(root: Path, input_size: tuple[int, int], *, chunk: int = 256,
+def load_training_set(roots: Sequence[Path], input_size: tuple[int, int], *, chunk: int = 256,
                       progress: bool = True) -> TrainingSet:
-    """Decode every image under ``root/<person>/`` and resize it to ``input_size`` (height, width).
+    """Decode every image under each ``root/<person>/`` and resize it to ``input_size`` (height, width).
+
+    Persons of different roots are different persons (``list_sources``).
 
     Raises:
-        FileNotFoundError: ``root`` is not a directory.
-        ValueError: ``root`` holds no images, or fewer than two persons.
+        FileNotFoundError: a root is not a directory.
+        ValueError: a root holds no images, or all of them fewer than two persons.
         ImageError: an image cannot be decoded.
     """
-    items = list_identity_folders(Path(root))
+    items = list_sources(roots)
     persons = tuple(sorted({item.person for item in items}))
     if len(persons) < 2:
-        raise ValueError(f"{root} holds {len(persons)} person folder(s); training needs at least 2")
+        raise ValueError(f"{', '.join(map(str, roots))} hold {len(persons)} person folder(s); "
+                         "training needs at least 2")
     index = {person: label for label, person in enumerate(persons)}
     images = np.empty((len(items), *input_size, 3), dtype=np.uint8)
     for start in tqdm(range(0, len(items), chunk), desc="decoding", unit="chunk", disable=not progress):
         batch = [read_image(item.path) for item in items[start:start + chunk]]
         images[start:start + len(batch)] = to_model_input(batch, input_size).astype(np.uint8)
     labels = np.array([index[item.person] for item in items], dtype=np.int32)
-    log.info("loaded %d images of %d persons from %s at %dx%d", len(items), len(persons), root,
-             *input_size)
-    return TrainingSet(images=images, labels=labels, persons=persons)
+    log.info("loaded %d images of %d persons from %s at %dx%d", len(items), len(persons),
+             ", ".join(map(str, roots)), *input_size)
+    return TrainingSet(images=images, labels=labels, persons=persons, items=tuple(items))
 
 
 class PKSampler:
@@ -129,13 +139,14 @@ class PKSampler:
         return len(self.epoch_batches(epoch))
 
 
-def augment(images: tf.Tensor, seed: tf.Tensor, max_zoom: float = 1.0) -> tf.Tensor:
+def augment(images: tf.Tensor, seed: tf.Tensor, max_zoom: float = 1.0, colour: float = 0.0) -> tf.Tensor:
     """Flip, zoom, pad-and-crop and randomly erase a batch, as Luo et al.; deterministic in ``seed``.
 
     Args:
         images: (B, H, W, 3) uint8 or float RGB in 0..255, H and W known statically.
         seed: (2,) int32/int64 stateless seed.
         max_zoom: scale jitter (see ``zoom``); 1 leaves the scale alone.
+        colour: the probability of each image's colour jitter (see ``jitter_colour``); 0 skips it.
 
     Returns:
         (B, H, W, 3) float32 RGB in 0..255.
@@ -149,6 +160,8 @@ def augment(images: tf.Tensor, seed: tf.Tensor, max_zoom: float = 1.0) -> tf.Ten
     images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
     if max_zoom > 1.0:
         images = zoom(images, tf.random.experimental.stateless_fold_in(seed, 4), max_zoom)
+    if colour > 0.0:
+        images = jitter_colour(images, tf.random.experimental.stateless_fold_in(seed, 5), colour)
 
     padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
     top = tf.random.stateless_uniform([batch], row_seed, 0, 2 * PAD + 1, dtype=tf.int32)
@@ -177,6 +190,44 @@ def zoom(images: tf.Tensor, seed: tf.Tensor, max_zoom: float) -> tf.Tensor:
     start = tf.random.stateless_uniform([batch, 2], place_seed) * (1.0 - extent)
     boxes = tf.concat([start, start + extent], axis=1)  # (y1, x1, y2, x2) as fractions of the image
     return tf.image.crop_and_resize(images, boxes, tf.range(batch), images.shape[1:3])
+
+
+def jitter_colour(images: tf.Tensor, seed: tf.Tensor, probability: float) -> tf.Tensor:
+    """Change each image's colours as another camera might, with ``probability``.
+
+    A jittered image has its brightness, contrast and saturation each scaled by U(1 - s, 1 + s)
+    (s = ``COLOUR_STRENGTH``); then, independently of the jitter, it turns grey with
+    ``GREY_PROBABILITY`` and has its channels shuffled with ``SHUFFLE_PROBABILITY``.
+
+    Args:
+        images: (B, H, W, 3) float32 RGB in 0..255.
+        seed: (2,) int64 stateless seed.
+        probability: the chance that an image is jittered.
+
+    Returns:
+        (B, H, W, 3) float32 RGB in 0..255.
+    """
+    batch = tf.shape(images)[0]
+    gate_seed, factor_seed, grey_seed, shuffle_seed, order_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 5))
+    jittered = tf.random.stateless_uniform([batch], gate_seed) < probability
+    factors = tf.random.stateless_uniform([batch, 3], factor_seed, 1.0 - COLOUR_STRENGTH, 1.0 + COLOUR_STRENGTH)
+    factors = tf.where(jittered[:, None], factors, tf.ones_like(factors))
+    brightness, contrast, saturation = (factors[:, i, None, None, None] for i in range(3))
+    images = images * brightness
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    images = (images - mean) * contrast + mean
+    grey = tf.reduce_sum(images * GREY_WEIGHTS, axis=3, keepdims=True)
+    images = grey + (images - grey) * saturation
+    to_grey = tf.random.stateless_uniform([batch], grey_seed) < GREY_PROBABILITY
+    images = tf.where(to_grey[:, None, None, None], tf.repeat(grey, 3, axis=3), images)
+    orders = tf.constant(CHANNEL_ORDERS, tf.int32)
+    order = tf.gather(orders, tf.random.stateless_uniform([batch], order_seed, 0, len(CHANNEL_ORDERS),
+                                                          dtype=tf.int32))
+    shuffle = tf.random.stateless_uniform([batch], shuffle_seed) < SHUFFLE_PROBABILITY
+    order = tf.where(shuffle[:, None], order, tf.range(3)[None, :])
+    images = tf.gather(images, order, axis=3, batch_dims=1)
+    return tf.clip_by_value(images, 0.0, 255.0)
 
 
 def zoom_view_windows(max_zoom: float, views: int) -> tuple[float, ...]:
@@ -237,10 +288,10 @@ def random_erase(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 
 def epoch_dataset(data: TrainingSet, sampler: PKSampler, epoch: int, start_step: int = 0,
-                  *, augmented: bool = True, max_zoom: float = 1.0) -> tf.data.Dataset:
+                  *, augmented: bool = True, max_zoom: float = 1.0, colour: float = 0.0) -> tf.data.Dataset:
     """Return ``epoch``'s batches from ``start_step`` on as a prefetching dataset.
 
-    ``augmented`` batches go through ``augment`` with ``max_zoom``.
+    ``augmented`` batches go through ``augment`` with ``max_zoom`` and ``colour``.
 
     Each element is (step () int64, images (P*K, H, W, 3) float32 RGB 0..255, labels (P*K,)
     int32, indices (P*K,) int64 of the images in ``data``).
@@ -262,7 +313,7 @@ def epoch_dataset(data: TrainingSet, sampler: PKSampler, epoch: int, start_step:
     def transform(step: tf.Tensor, images: tf.Tensor, labels: tf.Tensor, indices: tf.Tensor
                   ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         seed = tf.stack([tf.constant(sampler.seed, tf.int64), tf.constant(epoch, tf.int64) * 1_000_000 + step])
-        pixels = augment(images, seed, max_zoom) if augmented else tf.cast(images, tf.float32)
+        pixels = augment(images, seed, max_zoom, colour) if augmented else tf.cast(images, tf.float32)
         return step, pixels, labels, indices
 
     options = tf.data.Options()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +30,15 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from embedder.backbone.mobilenet_v2 import BLOCK_NAMES
-from embedder.evaluation.evaluate import EvaluationReport, calibrate, evaluate_folders, store_calibration
+from embedder.base import Embedder
+from embedder.evaluation.evaluate import (
+    EvaluationReport,
+    calibrate,
+    evaluate_folders,
+    mean_figures,
+    set_name,
+    store_calibration,
+)
 from embedder.metadata import ModelMetadata
 from embedder.reid_model import KerasEmbedder
 from embedder.training.checkpoint import (
@@ -45,7 +52,8 @@ from embedder.training.checkpoint import (
     save_checkpoint,
 )
 from embedder.training.data import PKSampler, TrainingSet, epoch_dataset, load_training_set, zoom_view_windows
-from embedder.training.distillation import TARGETS_FILE, cached_teacher_targets
+from embedder.registry import build_embedder
+from embedder.training.distillation import target_dims, teacher_targets
 from embedder.training.export import export, weights_digest
 from embedder.training.losses import (
     batch_hard_triplet_loss,
@@ -59,37 +67,44 @@ from embedder.training.model import ReidNet, build_reid_net, set_backbone_traina
 log = logging.getLogger(__name__)
 
 # Fields that define the optimization; a checkpoint made with other values cannot be resumed.
-RESUME_KEYS = ("recipe", "input_size", "persons_per_batch", "images_per_person", "seed",
-               "frozen_blocks", "scale", "max_zoom", "init_from", "teachers", "distill_dims",
-               "distill_weight")
+RESUME_KEYS = ("data_dirs", "recipe", "input_size", "persons_per_batch", "images_per_person", "seed",
+               "frozen_blocks", "scale", "max_zoom", "colour_jitter", "init_from", "teachers",
+               "distill_dims", "distill_weight")
 # The value a checkpoint implies for a key it predates.
-RESUME_DEFAULTS: dict[str, object] = {"max_zoom": 1.0, "init_from": None, "teachers": [],
-                                      "distill_dims": 128, "distill_weight": 2.0}
-CUHK03_TERMS = ("CUHK03 is licensed for research use only; its terms (including respect for the "
-                "privacy of the people shown) apply to these weights. Retrain on your own cameras "
-                "with `reid train` for other uses.")
+RESUME_DEFAULTS: dict[str, object] = {"max_zoom": 1.0, "colour_jitter": 0.0, "init_from": None,
+                                      "teachers": [], "distill_dims": 128, "distill_weight": 2.0}
+RESEARCH_TERMS = ("CUHK03 and PETA's re-ID collections are licensed for research use only; their terms "
+                  "(including respect for the privacy of the people shown) apply to these weights. "
+                  "Retrain on your own cameras with `reid train` for other uses.")
 
 
 @dataclass
 class TrainConfig:
     """Everything one training run needs, as plain values.
 
-    ``keep`` says which model ``out_dir`` holds: ``"best"``, the epoch with the best validation
-    rank-1 + mAP, or ``"last"``, the latest epoch (run again on a finished checkpoint, it
+    ``data_dirs`` are folders of per-person folders, each a source of its own persons. Validation
+    evaluates each of ``val_sets`` and ``report_sets`` (folders holding ``query/`` and ``gallery/``);
+    the model is selected, and its threshold calibrated, on ``val_sets`` alone (the mean over
+    the sets, each counting once), while ``report_sets`` are only reported beside them.
+    ``keep`` says which model ``out_dir`` holds: ``"best"``, the epoch with the best mean
+    validation rank-1 + mAP, or ``"last"``, the latest epoch (run again on a finished checkpoint, it
     exports that one). ``init_from`` (a checkpoint directory of the same recipe and persons)
     starts the network from trained weights instead of ImageNet's, without the head warm-up.
-    ``teachers`` (model directories) add a distillation loss, ``distill_weight`` times the cosine distance between the network's
-    ``distill`` head and the teachers' ``distill_dims``-d targets (see ``distillation``).
+    ``teachers`` (model directories or OpenVINO/ONNX networks) add a distillation loss,
+    ``distill_weight`` times the cosine distance between the network's ``distill`` head and the
+    teachers' ``distill_dims``-d targets (0: their joined vectors; see ``distillation``), whose
+    vectors are cached in ``teacher_cache_dir``. ``colour_jitter`` is the probability of each
+    training image's colour jitter (``jitter_colour``), 0 for none.
     ``test_views``: how many centre crops standing for the training zoom the exported model
     embeds each image in (``zoom_view_windows``).
     """
 
-    data_dir: Path
+    data_dirs: tuple[Path, ...]
     checkpoint_dir: Path = Path("runs/reid-mobilenetv2")
     out_dir: Path = Path("runs/reid-mobilenetv2/model")
-    publish_checkpoint_dir: Path | None = None
-    val_query: Path | None = None
-    val_gallery: Path | None = None
+    val_sets: tuple[Path, ...] = ()
+    report_sets: tuple[Path, ...] = ()
+    teacher_cache_dir: Path = Path("runs/teacher-vectors")
     recipe: str = "triplet-bnneck"
     input_size: tuple[int, int] = (256, 128)
     epochs: int = 60
@@ -101,6 +116,7 @@ class TrainConfig:
     head_learning_rate: float = 3.5e-3
     frozen_blocks: int = 4
     max_zoom: float = 1.25
+    colour_jitter: float = 0.0
     scale: float = 16.0
     center_weight: float = 0.5
     center_rate: float = 0.5
@@ -126,9 +142,18 @@ class TrainConfig:
         """Return the config as JSON-ready values."""
         def plain(value: object) -> object:
             if isinstance(value, tuple) and all(isinstance(item, Path) for item in value):
-                return [str(item) for item in value]  # teachers; an empty tuple too
+                return [str(item) for item in value]  # data folders, sets, teachers; empty ones too
             return str(value) if isinstance(value, Path) else value
         return {key: plain(value) for key, value in asdict(self).items()}
+
+
+@dataclass
+class Validation:
+    """One validation pass: the reports of the selection sets and of the reported-only sets."""
+
+    selection: list[EvaluationReport]
+    reported: list[EvaluationReport]
+    seconds: float
 
 
 def configure_threads(intra_op: int = 2, inter_op: int = 2) -> None:
@@ -199,10 +224,16 @@ def make_train_step(net: ReidNet, optimizer: keras.optimizers.Optimizer,
     return step
 
 
+def research_only(config: TrainConfig) -> bool:
+    """Tell whether the training data includes research-only sets (CUHK03, PETA's collections)."""
+    return any(name in str(path).lower() for path in config.data_dirs for name in ("cuhk03", "multisource"))
+
+
 def describe_training_data(config: TrainConfig, data: TrainingSet) -> str:
-    """Say what the model was trained on, with CUHK03's terms when the data is CUHK03."""
-    text = f"{len(data.labels)} images of {data.num_classes} persons from {config.data_dir}"
-    return f"{text}. {CUHK03_TERMS}" if "cuhk03" in str(config.data_dir).lower() else text
+    """Say what the model was trained on, with the research-only terms where they apply."""
+    text = (f"{len(data.labels)} images of {data.num_classes} persons from "
+            f"{', '.join(str(path) for path in config.data_dirs)}")
+    return f"{text}. {RESEARCH_TERMS}" if research_only(config) else text
 
 
 def json_value(value: object) -> object:
@@ -223,13 +254,14 @@ class Trainer:
         """Load the data (unless given) and build the network and its optimizer."""
         self.config = config
         self.data = data if data is not None else load_training_set(
-            config.data_dir, config.input_size, progress=config.progress)
+            config.data_dirs, config.input_size, progress=config.progress)
         self.sampler = PKSampler(self.data.labels, config.persons_per_batch,
                                  config.images_per_person, config.seed)
         keras.utils.set_random_seed(config.seed)
         self.net = build_reid_net(self.data.num_classes, config.input_size, recipe=config.recipe,
                                   scale=config.scale, pretrained=config.pretrained,
-                                  distill_dims=config.distill_dims if config.teachers else None)
+                                  distill_dims=target_dims(self.teachers, config.distill_dims)
+                                  if config.teachers else None)
         set_backbone_trainable(self.net.backbone, config.frozen_blocks)
         self.variables = list(self.net.trainable_variables)
         self.optimizer = keras.optimizers.Adam(config.learning_rate)
@@ -241,25 +273,21 @@ class Trainer:
         self._steps_run = 0
 
     @cached_property
+    def teachers(self) -> list[Embedder]:
+        """The teacher embedders (built, not loaded: cached vectors need no teacher pass)."""
+        return [build_embedder(str(teacher), batch_size=64) for teacher in self.config.teachers]
+
+    @cached_property
     def targets(self) -> tf.Tensor | None:
-        """The teachers' (N, distill_dims) targets of the training images (None without teachers),
+        """The teachers' (N, distill dims) targets of the training images (None without teachers),
         made on first use: exporting a finished run needs none."""
         config = self.config
-        return (tf.constant(cached_teacher_targets(
-            Path(config.checkpoint_dir) / TARGETS_FILE, config.teachers, config.data_dir,
-            config.distill_dims, progress=config.progress)) if config.teachers else None)
-
-    def resume_source(self) -> Path | None:
-        """Return the checkpoint to resume from: the furthest of the working and the published one."""
-        candidates = [self.checkpoint_path]
-        if self.config.publish_checkpoint_dir is not None:
-            candidates.append(Path(self.config.publish_checkpoint_dir) / CHECKPOINT_FILE)
-        found = [(read_state(path).global_step, -rank, path)
-                 for rank, path in enumerate(candidates) if path.is_file()]
-        return max(found)[2] if found else None
+        return (tf.constant(teacher_targets(
+            self.teachers, self.data.items, config.distill_dims, Path(config.teacher_cache_dir),
+            progress=config.progress)) if config.teachers else None)
 
     def restore(self, path: Path) -> None:
-        """Load the checkpoint at ``path``; its history comes along when the working one has none.
+        """Load the checkpoint at ``path``.
 
         Raises:
             ValueError: the checkpoint was made with another of the ``RESUME_KEYS`` values.
@@ -270,24 +298,16 @@ class Trainer:
                              "afresh with --no-resume or another --checkpoint-dir")
         self.state = load_checkpoint(path, self.net, self.optimizer)
         self.state.config = self.config.to_json()
-        published_history = path.parent / HISTORY_FILE
-        if path != self.checkpoint_path and published_history.is_file() and not self.history_path.exists():
-            self.history_path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(published_history, self.history_path)
 
     def save(self) -> None:
-        """Write the working checkpoint and, when configured, the compact published copy."""
+        """Write the checkpoint."""
         save_checkpoint(self.checkpoint_path, self.net, self.optimizer, self.state)
-        if self.config.publish_checkpoint_dir is not None:
-            publish = Path(self.config.publish_checkpoint_dir)
-            save_checkpoint(publish / CHECKPOINT_FILE, self.net, self.optimizer, self.state, compact=True)
-            if self.history_path.is_file():
-                shutil.copyfile(self.history_path, publish / HISTORY_FILE)
         self._last_save = time.monotonic()
 
     def batches(self, epoch: int, start_step: int = 0) -> tf.data.Dataset:
         """Return ``epoch``'s augmented training batches from ``start_step`` on (see ``epoch_dataset``)."""
-        return epoch_dataset(self.data, self.sampler, epoch, start_step, max_zoom=self.config.max_zoom)
+        return epoch_dataset(self.data, self.sampler, epoch, start_step, max_zoom=self.config.max_zoom,
+                             colour=self.config.colour_jitter)
 
     def start_network(self) -> None:
         """Take ``init_from``'s trained layers; fit the distill head to the teachers' targets.
@@ -302,9 +322,11 @@ class Trainer:
         if config.init_from is not None:
             path = Path(config.init_from) / CHECKPOINT_FILE
             trained = read_state(path).config
+            trained_teachers = [build_embedder(str(teacher)) for teacher in trained.get("teachers", [])]
             source = build_reid_net(self.data.num_classes, config.input_size, recipe=config.recipe,
                                     scale=config.scale, pretrained=False,
-                                    distill_dims=trained.get("distill_dims") if trained.get("teachers") else None)
+                                    distill_dims=target_dims(trained_teachers, trained.get("distill_dims", 128))
+                                    if trained_teachers else None)
             load_model_weights(path, source)
             self.net.copy_trained_layers(source)
         if self.net.distill is not None and self.targets is not None:
@@ -338,9 +360,8 @@ class Trainer:
     def run(self) -> LoopState:
         """Train to ``config.epochs``, resuming when allowed and a checkpoint exists."""
         config = self.config
-        source = self.resume_source() if config.resume else None
-        if source is not None:
-            self.restore(source)
+        if config.resume and self.checkpoint_path.is_file():
+            self.restore(self.checkpoint_path)
         else:
             self.start_network()
             self.train_head()
@@ -392,17 +413,20 @@ class Trainer:
             "images_per_s": seen / max(time.perf_counter() - started, 1e-9),
             **{f"loss_{name}": value / done for name, value in totals.items()}}
         state.epoch, state.step = epoch + 1, 0
-        report = self.validate() if self._validation_due() else None
+        reports = self.validate() if self._validation_due() else None
         improved = False
-        if report is not None:
-            record.update(rank1=report.rank1, rank5=report.rank5, mAP=report.mAP,
-                          validation_seconds=report.seconds)
-            score = report.rank1 + report.mAP
+        if reports is not None:
+            selected = mean_figures(reports.selection)
+            record.update(rank1=selected["rank1"], rank5=selected["rank5"], mAP=selected["mAP"],
+                          sets={set_name(report): {"rank1": report.rank1, "mAP": report.mAP}
+                                for report in (*reports.selection, *reports.reported)},
+                          validation_seconds=reports.seconds)
+            score = selected["rank1"] + selected["mAP"]
             improved = state.best is None or score > state.best["rank1"] + state.best["mAP"]
             if improved:
-                state.best = {"epoch": epoch + 1, "rank1": report.rank1, "mAP": report.mAP}
-        if improved or config.keep == "last" or config.val_query is None:
-            self.export_model(report)
+                state.best = {"epoch": epoch + 1, "rank1": selected["rank1"], "mAP": selected["mAP"]}
+        if improved or config.keep == "last" or not config.val_sets:
+            self.export_model(reports)
         log.info("epoch %d: %s", epoch + 1, record)
         append_history(self.history_path, record)
         self.save()
@@ -410,7 +434,7 @@ class Trainer:
     def _validation_due(self) -> bool:
         """Tell whether this epoch ends with a validation pass."""
         config = self.config
-        if config.val_query is None or config.val_gallery is None:
+        if not config.val_sets:
             return False
         return self.state.epoch % config.validate_every == 0 or self.state.epoch == config.epochs
 
@@ -434,29 +458,37 @@ class Trainer:
             flip_average=config.flip_average,
             center_crops=center_crops,
             training_data=describe_training_data(config, self.data),
-            license="research use only (inherits the training data's terms)"
-                    if "cuhk03" in str(config.data_dir).lower() else "",
+            license="research use only (inherits the training data's terms)" if research_only(config) else "",
             recipe={**{key: value for key, value in config.to_json().items()
-                        if key not in {"data_dir", "checkpoint_dir", "out_dir", "publish_checkpoint_dir",
-                                       "val_query", "val_gallery", "resume", "progress", "keep"}},
+                        if key not in {"data_dirs", "checkpoint_dir", "out_dir", "val_sets", "report_sets",
+                                       "teacher_cache_dir", "resume", "progress", "keep"}},
                     "trained_epochs": self.state.epoch, "global_step": self.state.global_step,
                     "trainable_from_block": BLOCK_NAMES[min(config.frozen_blocks, len(BLOCK_NAMES) - 1)]})
 
-    def validate(self) -> EvaluationReport:
-        """Evaluate the current inference model on the validation folders."""
-        assert self.config.val_query is not None and self.config.val_gallery is not None
+    def validate(self) -> Validation:
+        """Evaluate the current inference model on the selection and the reported sets."""
+        started = time.perf_counter()
         embedder = KerasEmbedder(self.net.inference_model(), self.metadata(), batch_size=64)
-        return evaluate_folders(embedder, self.config.val_query, self.config.val_gallery,
-                                threshold=0.5, progress=False)
 
-    def export_model(self, report: EvaluationReport | None) -> Path:
+        def evaluate(folder: Path) -> EvaluationReport:
+            return evaluate_folders(embedder, Path(folder) / "query", Path(folder) / "gallery",
+                                    threshold=0.5, progress=False)
+
+        return Validation(selection=[evaluate(folder) for folder in self.config.val_sets],
+                          reported=[evaluate(folder) for folder in self.config.report_sets],
+                          seconds=time.perf_counter() - started)
+
+    def export_model(self, reports: Validation | None) -> Path:
         """Export the inference model to ``out_dir``, with calibrated threshold and figures if validated."""
         metadata = self.metadata()
-        if report is not None:
-            metadata.validation["epoch"] = self.state.epoch
+        if reports is not None:
+            metadata.validation.update(
+                epoch=self.state.epoch,
+                reported=[{"name": set_name(report), "rank1": report.rank1, "rank5": report.rank5,
+                           "rank10": report.rank10, "mAP": report.mAP} for report in reports.reported])
         out_dir = export(self.net.inference_model(), Path(self.config.out_dir), metadata)
-        if report is not None:
-            store_calibration(out_dir, calibrate(report, self.config.target_fmr), report)
+        if reports is not None:
+            store_calibration(out_dir, calibrate(reports.selection, self.config.target_fmr), reports.selection)
         return out_dir
 
     def _bar(self, total: int, description: str, initial: int = 0) -> tqdm:

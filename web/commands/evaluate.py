@@ -169,9 +169,9 @@ def calibrate_command(query_dir: Path, gallery_dir: Path, target_fmr: float,
     embedder = _build_embedder(spec)
     report = _evaluate(embedder, query_dir, gallery_dir, DEFAULT_THRESHOLD, batch_size)
     try:
-        calibration = calibrate(report, target_fmr)
+        calibration = calibrate([report], target_fmr)
         report = with_threshold(report, calibration.threshold)
-        store_calibration(model_dir, calibration, report)
+        store_calibration(model_dir, calibration, [report])
     except (OSError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     click.echo("\n".join([

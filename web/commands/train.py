@@ -14,6 +14,16 @@ DEFAULT_CHECKPOINT_DIR = Path("runs/reid-mobilenetv2")
 DEFAULT_OUT = DEFAULT_CHECKPOINT_DIR / "model"
 
 _folder = click.Path(file_okay=False, dir_okay=True, path_type=Path)
+_existing_folder = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
+
+
+def _set_folder_check(_ctx: click.Context, _param: click.Parameter,
+                      value: tuple[Path, ...]) -> tuple[Path, ...]:
+    """Check that each set folder holds query/ and gallery/."""
+    for folder in value:
+        if not ((folder / "query").is_dir() and (folder / "gallery").is_dir()):
+            raise click.BadParameter(f"{folder} must hold query/ and gallery/ folders")
+    return value
 
 
 def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, int]:
@@ -28,15 +38,12 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
 
 
 @click.command("train")
-@click.argument("data_dir", type=_folder)
+@click.argument("data_dirs", nargs=-1, required=True, type=_folder)
 @click.option("--out", "out_dir", type=_folder, default=DEFAULT_OUT, show_default=True,
               help="Model directory to write (model.keras, model.json + model.h5, metadata.json); "
                    "rewritten whenever validation improves, or every epoch without validation.")
 @click.option("--checkpoint-dir", type=_folder, default=DEFAULT_CHECKPOINT_DIR, show_default=True,
               help="Working checkpoint (checkpoint.npz) and history.jsonl.")
-@click.option("--publish-checkpoint", "publish_dir", type=_folder, default=None,
-              help="Also keep a compact copy of each checkpoint here (bfloat16 optimizer moments), "
-                   "e.g. a folder committed to the repository; resuming uses it when it is ahead.")
 @click.option("--epochs", type=click.IntRange(1), default=60, show_default=True,
               help="Total epochs, counting those already done when resuming.")
 @click.option("--recipe", type=click.Choice(["triplet-bnneck", "dcl"]), default="triplet-bnneck",
@@ -45,10 +52,13 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
                    "(Luo et al.); dcl: normalized softmax with scale, center loss and decorrelation.")
 @click.option("--input-size", default="256x128", show_default=True, callback=_input_size,
               metavar="HxW", help="Model input height x width in pixels.")
-@click.option("--val-query", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Validation query folder (<person>/<image>); needs --val-gallery.")
-@click.option("--val-gallery", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Validation gallery folder (<person>/<image>); needs --val-query.")
+@click.option("--val-set", "val_sets", multiple=True, type=_existing_folder,
+              callback=_set_folder_check, help="A validation set (a folder holding query/ and gallery/, one folder per person in "
+                   "each); repeat for several. The best epoch is chosen, and the threshold "
+                   "calibrated, by the mean over these sets.")
+@click.option("--report-set", "report_sets", multiple=True, type=_existing_folder,
+              callback=_set_folder_check, help="A set evaluated and reported beside the validation sets, but not used to select "
+                   "(e.g. an in-domain set); repeatable.")
 @click.option("--flip-average/--no-flip-average", default=True, show_default=True,
               help="Embed each image as the sum of the model's outputs for it and its mirror image "
                    "(twice the compute, a more accurate vector); validation and export use it.")
@@ -80,53 +90,65 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
               help="Start from this checkpoint directory's trained network (same persons and "
                    "recipe) instead of ImageNet's, skipping the head warm-up: for fine-tuning.")
 @click.option("--teacher", "teachers", multiple=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Distil this model directory (repeat for an ensemble): the network also learns "
-                   "to reproduce the teachers' LDA-projected joint vectors of each training image.")
+              type=click.Path(exists=True, path_type=Path),
+              help="Distil this model (a model directory, or an OpenVINO IR / ONNX network; repeat "
+                   "for an ensemble): the network also learns to reproduce the teachers' joint "
+                   "vectors of each training image (LDA-projected, see --distill-dims).")
+@click.option("--teacher-cache", "teacher_cache_dir", type=_folder, default=Path("runs/teacher-vectors"),
+              show_default=True, help="Where each teacher's vectors of the training images are kept.")
+@click.option("--colour-jitter", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Probability of jittering each training image's brightness, contrast and "
+                   "saturation (grey and channel-shuffled images then come too): other cameras' colours.")
 @click.option("--distill-weight", type=click.FloatRange(0.0, min_open=True), default=2.0,
               show_default=True, help="Weight of the distillation loss (cosine distance).")
-@click.option("--distill-dims", type=click.IntRange(1), default=128, show_default=True,
-              help="Size of the teachers' projected vectors the network learns to reproduce.")
+@click.option("--distill-dims", type=click.IntRange(0), default=128, show_default=True,
+              help="Size of the teachers' LDA-projected vectors the network learns to reproduce "
+                   "(0: their joined vectors, unprojected).")
 @click.option("--max-steps", type=click.IntRange(0), default=None,
               help="Stop (after checkpointing) once this invocation has run this many steps.")
 @click.option("--threads", type=click.IntRange(1), default=2, show_default=True,
               help="TensorFlow intra-op threads (use the number of physical cores).")
-def train_command(data_dir: Path, out_dir: Path, checkpoint_dir: Path, publish_dir: Path | None,
-                  epochs: int, recipe: str, input_size: tuple[int, int], val_query: Path | None,
-                  val_gallery: Path | None, flip_average: bool, keep: str, resume: bool, seed: int,
-                  frozen_blocks: int,
-                  max_zoom: float, test_views: int, persons_per_batch: int, images_per_person: int,
-                  learning_rate: float, warmup_epochs: float, init_from: Path | None,
-                  teachers: tuple[Path, ...], distill_weight: float, distill_dims: int,
+def train_command(data_dirs: tuple[Path, ...], out_dir: Path, checkpoint_dir: Path,
+                  epochs: int, recipe: str, input_size: tuple[int, int], val_sets: tuple[Path, ...],
+                  report_sets: tuple[Path, ...], flip_average: bool, keep: str, resume: bool, seed: int,
+                  frozen_blocks: int, max_zoom: float, test_views: int, persons_per_batch: int,
+                  images_per_person: int, learning_rate: float, warmup_epochs: float,
+                  init_from: Path | None, teachers: tuple[Path, ...], teacher_cache_dir: Path,
+                  colour_jitter: float, distill_weight: float, distill_dims: int,
                   max_steps: int | None, threads: int) -> None:
-    """Fine-tune the MobileNetV2 re-ID embedder on DATA_DIR, one folder per person.
+    """Fine-tune the MobileNetV2 re-ID embedder on DATA_DIR..., one folder per person in each.
+
+    Each DATA_DIR is a source of its own persons (the same folder name in two sources is two
+    persons); batches mix them.
 
     Trains with identity-balanced P x K batches, flips, scale jitter, pad-and-crop and random
     erasing:
     first the new head on the frozen ImageNet backbone, then the backbone too. Shows a
     progress bar, checkpoints every epoch and every 10 minutes, and resumes exactly where
-    it stopped when run again. With --val-query/--val-gallery it logs rank-1 and mAP each
-    epoch to history.jsonl and exports the best model (or, with --keep last, the latest),
-    with a match threshold calibrated at a 0.1% false match rate.
+    it stopped when run again. With --val-set it logs each set's rank-1 and mAP each epoch to
+    history.jsonl and exports the best model by their mean (or, with --keep last, the latest),
+    with a match threshold calibrated at a 0.1% false match rate on those sets' pairs.
 
     \b
     Example:
-      reid train ../shared/data/cuhk03/train --out embedder/models/reid-mobilenetv2 \\
-        --val-query ../shared/data/cuhk03/val/query --val-gallery ../shared/data/cuhk03/val/gallery
+      D=../shared/data
+      reid train $D/cuhk03/train $D/multisource/train/* --out runs/model \\
+        --val-set $D/multisource/val/viper --val-set $D/multisource/val/prid \\
+        --report-set $D/cuhk03/val --teacher ../shared/models/teachers/intel-person-reidentification-retail-0277
     """
-    if (val_query is None) != (val_gallery is None):
-        raise click.UsageError("give both --val-query and --val-gallery, or neither")
-    if not data_dir.is_dir():
-        raise click.ClickException(f"{data_dir} is not a directory; DATA_DIR must hold one folder "
-                                   "of images per person")
+    for data_dir in data_dirs:
+        if not data_dir.is_dir():
+            raise click.ClickException(f"{data_dir} is not a directory; DATA_DIR must hold one folder "
+                                       "of images per person")
     from embedder.training.train import TrainConfig, configure_threads, train  # loads TensorFlow
 
     configure_threads(threads)
     logging.basicConfig(level=logging.INFO,  # no-op under `reid`, which configures logging
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = TrainConfig(
-        data_dir=data_dir, checkpoint_dir=checkpoint_dir, out_dir=out_dir,
-        publish_checkpoint_dir=publish_dir, val_query=val_query, val_gallery=val_gallery,
+        data_dirs=tuple(data_dirs), checkpoint_dir=checkpoint_dir, out_dir=out_dir,
+        val_sets=tuple(val_sets), report_sets=tuple(report_sets), teacher_cache_dir=teacher_cache_dir,
+        colour_jitter=colour_jitter,
         recipe=recipe, input_size=input_size, epochs=epochs, flip_average=flip_average,
         keep=keep, seed=seed, resume=resume,
         frozen_blocks=frozen_blocks, max_zoom=max_zoom, test_views=test_views,

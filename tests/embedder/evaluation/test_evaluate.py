@@ -77,7 +77,7 @@ def test_missing_empty_and_unreadable_folders(embedder: ColourEmbedder, split: t
 def test_calibrate_meets_the_target(report: EvaluationReport) -> None:
     genuine, impostor = report.scores()
     for target in (0.0, 0.1, 0.5):
-        result = calibrate(report, target)
+        result = calibrate([report], target)
         assert result.fmr <= target
         assert result.fmr == np.mean(impostor >= result.threshold)
         assert result.tmr == np.mean(genuine >= result.threshold)
@@ -85,7 +85,7 @@ def test_calibrate_meets_the_target(report: EvaluationReport) -> None:
         below = impostor[impostor < result.threshold]
         if below.size:
             assert np.mean(impostor >= below.max()) > target
-    assert calibrate(report, 0.0).threshold > impostor.max()
+    assert calibrate([report], 0.0).threshold > impostor.max()
 
 
 def test_with_threshold_recomputes_verification(report: EvaluationReport) -> None:
@@ -98,8 +98,8 @@ def test_with_threshold_recomputes_verification(report: EvaluationReport) -> Non
 def test_store_calibration_writes_metadata(report: EvaluationReport, tmp_path: Path) -> None:
     ModelMetadata(model_id="fake-colour", input_size=(48, 24), embedding_dim=6,
                   validation={"loss": 0.3}).save(tmp_path)
-    result = calibrate(report, 0.1)
-    store_calibration(tmp_path, result, report)
+    result = calibrate([report], 0.1)
+    store_calibration(tmp_path, result, [report])
     stored = ModelMetadata.load(tmp_path)
     assert stored.threshold == result.threshold
     assert stored.threshold_target_fmr == 0.1
@@ -112,7 +112,7 @@ def test_store_calibration_refuses_another_models_directory(report: EvaluationRe
                                                              tmp_path: Path) -> None:
     ModelMetadata(model_id="other", input_size=(48, 24), embedding_dim=6).save(tmp_path)
     with pytest.raises(ValueError, match="other"):
-        store_calibration(tmp_path, calibrate(report, 0.1), report)
+        store_calibration(tmp_path, calibrate([report], 0.1), [report])
 
 
 def test_write_plots(report: EvaluationReport, tmp_path: Path) -> None:

@@ -28,13 +28,13 @@ from tests.embedder.training.fakes import write_training_tree
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> TrainingSet:
     root = write_training_tree(tmp_path_factory.mktemp("tiny") / "train")
-    return load_training_set(root, (64, 32), progress=False)
+    return load_training_set([root], (64, 32), progress=False)
 
 
 def tiny_config(root: Path, **overrides: object) -> TrainConfig:
     """Return a 64x32, 3 x 2 batch, one-epoch (four steps) config writing under ``root``."""
     settings: dict = dict(
-        data_dir=root / "unused", checkpoint_dir=root / "run", out_dir=root / "model",
+        data_dirs=(root / "unused",), checkpoint_dir=root / "run", out_dir=root / "model",
         input_size=(64, 32), persons_per_batch=3, images_per_person=2, epochs=1, head_steps=1,
         warmup_epochs=0.5, frozen_blocks=4, pretrained=False, progress=False,
         checkpoint_minutes=1e9, seed=5)
@@ -48,25 +48,14 @@ def weights_of(trainer: Trainer) -> list[np.ndarray]:
 
 def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
         tmp_path: Path, tiny_data: TrainingSet) -> None:
-    query, gallery = write_split(tmp_path / "val")
-    whole = Trainer(tiny_config(tmp_path / "whole", val_query=query, val_gallery=gallery), tiny_data)
+    query, _ = write_split(tmp_path / "val")
+    whole = Trainer(tiny_config(tmp_path / "whole", val_sets=(query.parent,)), tiny_data)
     whole_state = whole.run()
 
-    publish = tmp_path / "published"
-    interrupted = Trainer(tiny_config(tmp_path / "parts", max_steps=2, publish_checkpoint_dir=publish),
-                          tiny_data)
+    interrupted = Trainer(tiny_config(tmp_path / "parts", max_steps=2), tiny_data)
     stopped = interrupted.run()
     assert (stopped.epoch, stopped.step, stopped.global_step) == (0, 2, 2)
     assert read_state(tmp_path / "parts" / "run" / CHECKPOINT_FILE).step == 2
-    weights_at_stop = weights_of(interrupted)
-
-    # A fresh checkout: no working checkpoint, only the committed compact copy.
-    checkout = Trainer(tiny_config(tmp_path / "checkout", max_steps=0, publish_checkpoint_dir=publish),
-                       tiny_data)
-    assert checkout.run().global_step == 2
-    assert (publish / CHECKPOINT_FILE).stat().st_size < (tmp_path / "parts" / "run" / CHECKPOINT_FILE).stat().st_size
-    for a, b in zip(weights_at_stop, weights_of(checkout), strict=True):
-        np.testing.assert_array_equal(a, b)
 
     resumed = Trainer(tiny_config(tmp_path / "parts"), tiny_data)  # a fresh process's view
     resumed_state = resumed.run()
@@ -102,7 +91,7 @@ def test_a_checkpoint_older_than_scale_jitter_resumes_only_without_it(tmp_path: 
 
 
 def test_learning_rate_warms_up_holds_then_decays() -> None:
-    config = TrainConfig(data_dir=Path("."), epochs=10, warmup_epochs=2, learning_rate=1.0)
+    config = TrainConfig(data_dirs=(Path("."),), epochs=10, warmup_epochs=2, learning_rate=1.0)
     assert learning_rate_at(config, 0, 0, 100) == pytest.approx(0.1)
     assert learning_rate_at(config, 1, 0, 100) == pytest.approx(0.55)
     assert learning_rate_at(config, 3, 0, 100) == pytest.approx(1.0)
@@ -129,8 +118,8 @@ def test_dcl_losses_and_center_update(tiny_data: TrainingSet) -> None:
 
 def test_keep_last_exports_every_epoch_and_a_finished_checkpoint(tmp_path: Path,
                                                                   tiny_data: TrainingSet) -> None:
-    query, gallery = write_split(tmp_path / "val")
-    config = tiny_config(tmp_path, epochs=2, keep="last", val_query=query, val_gallery=gallery)
+    query, _ = write_split(tmp_path / "val")
+    config = tiny_config(tmp_path, epochs=2, keep="last", val_sets=(query.parent,))
     trained = Trainer(config, tiny_data)
     trained.run()
     metadata = ModelMetadata.load(tmp_path / "model")
@@ -138,12 +127,12 @@ def test_keep_last_exports_every_epoch_and_a_finished_checkpoint(tmp_path: Path,
     assert metadata.threshold is not None
 
     rerun_out = tmp_path / "fresh-checkout-model"
-    rerun = Trainer(tiny_config(tmp_path, epochs=2, keep="last", val_query=query, val_gallery=gallery,
+    rerun = Trainer(tiny_config(tmp_path, epochs=2, keep="last", val_sets=(query.parent,),
                                 out_dir=rerun_out), tiny_data)
     assert rerun.run().global_step == trained.state.global_step  # nothing left to train
     again = ModelMetadata.load(rerun_out)
     assert again.model_id == metadata.model_id and again.validation["rank1"] == metadata.validation["rank1"]
-    best = Trainer(tiny_config(tmp_path, epochs=2, val_query=query, val_gallery=gallery,
+    best = Trainer(tiny_config(tmp_path, epochs=2, val_sets=(query.parent,),
                                out_dir=tmp_path / "best-model"), tiny_data)
     best.run()
     assert not (tmp_path / "best-model").exists()  # the best epoch's weights are not in the checkpoint
@@ -151,11 +140,11 @@ def test_keep_last_exports_every_epoch_and_a_finished_checkpoint(tmp_path: Path,
 
 def test_a_distilled_run_starts_from_the_given_network_and_learns_the_teachers_targets(
         tmp_path: Path, train_dir: Path, teachers: list[Path]) -> None:
-    Trainer(tiny_config(tmp_path / "source", data_dir=train_dir, max_steps=0), None).run()
-    source = Trainer(tiny_config(tmp_path / "source", data_dir=train_dir, max_steps=0), None)
+    Trainer(tiny_config(tmp_path / "source", data_dirs=(train_dir,), max_steps=0), None).run()
+    source = Trainer(tiny_config(tmp_path / "source", data_dirs=(train_dir,), max_steps=0), None)
     source.restore(tmp_path / "source" / "run" / CHECKPOINT_FILE)
 
-    config = tiny_config(tmp_path / "student", data_dir=train_dir, init_from=tmp_path / "source" / "run",
+    config = tiny_config(tmp_path / "student", data_dirs=(train_dir,), init_from=tmp_path / "source" / "run",
                          teachers=tuple(teachers), distill_dims=4, max_steps=2, head_steps=5)
     student = Trainer(config, None)
     student.start_network()
@@ -179,13 +168,13 @@ def test_a_distilled_run_starts_from_the_given_network_and_learns_the_teachers_t
 
 def test_a_distilled_run_exports_its_head_and_can_seed_another_distilled_run(
         tmp_path: Path, train_dir: Path, teachers: list[Path]) -> None:
-    config = tiny_config(tmp_path / "student", data_dir=train_dir, teachers=tuple(teachers), distill_dims=4)
+    config = tiny_config(tmp_path / "student", data_dirs=(train_dir,), teachers=tuple(teachers), distill_dims=4)
     student = Trainer(config, None)
     student.run()
     metadata = ModelMetadata.load(config.out_dir)
     assert metadata.embedding_dim == 4 and "-distill4-" in metadata.model_id
     assert metadata.projection["method"] == "distillation-head"
-    rerun = Trainer(tiny_config(tmp_path / "student", data_dir=train_dir, teachers=tuple(teachers), distill_dims=4,
+    rerun = Trainer(tiny_config(tmp_path / "student", data_dirs=(train_dir,), teachers=tuple(teachers), distill_dims=4,
                                 keep="last", out_dir=tmp_path / "rebuilt"), None)
     rerun.run()
     assert ModelMetadata.load(tmp_path / "rebuilt").model_id == metadata.model_id
@@ -195,7 +184,7 @@ def test_a_distilled_run_exports_its_head_and_can_seed_another_distilled_run(
     np.testing.assert_allclose(tf.math.l2_normalize(exported, axis=1).numpy(),
                                student.net(images)["distilled"].numpy(), atol=1e-5)
 
-    second = Trainer(tiny_config(tmp_path / "second", data_dir=train_dir, teachers=tuple(teachers[:1]),
+    second = Trainer(tiny_config(tmp_path / "second", data_dirs=(train_dir,), teachers=tuple(teachers[:1]),
                                  distill_dims=4, init_from=config.checkpoint_dir, max_steps=0), None)
     second.start_network()
     for a, b in zip(student.net.backbone.weights, second.net.backbone.weights, strict=True):

@@ -1,0 +1,174 @@
+"""Embedders run by OpenVINO on the CPU: an IR (``.xml`` + ``.bin``) or an ONNX network.
+
+A runtime model directory holds the network file and a ``metadata.json`` whose ``runtime``
+entry says how the network wants its input (``RuntimeInput``). Third-party networks that ship
+without our metadata are recognised by their file name (``embedder.third_party``), so a folder
+as Open Model Zoo or torchreid publish it can be used as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from embedder.base import BGRImage, Embedder
+from embedder.metadata import METADATA_FILE, ModelMetadata
+from embedder.preprocess import to_model_input
+
+log = logging.getLogger(__name__)
+
+NETWORK_SUFFIXES = (".xml", ".onnx")
+
+
+@dataclass(frozen=True)
+class RuntimeInput:
+    """How a network takes its input: ``channels`` order, ``layout``, and the affine map
+    ``(pixel * scale - mean) / std`` per channel (in ``channels`` order) from 0..255 pixels."""
+
+    channels: str = "RGB"
+    layout: str = "NHWC"
+    scale: float = 1.0
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if self.channels not in ("RGB", "BGR"):
+            raise ValueError(f"runtime channels must be RGB or BGR, got {self.channels!r}")
+        if self.layout not in ("NHWC", "NCHW"):
+            raise ValueError(f"runtime layout must be NHWC or NCHW, got {self.layout!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RuntimeInput:
+        """Read the ``runtime`` entry of a metadata file."""
+        values = dict(data)
+        for key in ("mean", "std"):
+            if key in values:
+                values[key] = tuple(float(value) for value in values[key])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the entry as JSON-ready values."""
+        return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
+
+    def apply(self, rgb: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Map an (N, H, W, 3) RGB 0..255 batch to the network's input."""
+        pixels = rgb[..., ::-1] if self.channels == "BGR" else rgb
+        pixels = (pixels * self.scale - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        if self.layout == "NCHW":
+            pixels = pixels.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(pixels, dtype=np.float32)
+
+
+def network_file(path: Path) -> Path:
+    """Return the network a runtime model path names: the file itself, or the one in a directory.
+
+    Raises:
+        FileNotFoundError: no ``.xml``/``.onnx`` network there, or several in one directory.
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix in NETWORK_SUFFIXES:
+        return path
+    found = sorted(p for p in path.iterdir() if p.suffix in NETWORK_SUFFIXES) if path.is_dir() else []
+    if len(found) != 1:
+        raise FileNotFoundError(
+            f"{path} must be an OpenVINO IR (.xml) or ONNX (.onnx) file, or a directory holding "
+            f"exactly one, found {[p.name for p in found]}")
+    return found[0]
+
+
+def file_digest(path: Path, length: int = 12) -> str:
+    """Return the first ``length`` hex digits of the SHA-256 of the file at ``path``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:length]
+
+
+class RuntimeEmbedder(Embedder):
+    """Embeds person crops with an OpenVINO-compiled network, ``batch_size`` crops per request.
+
+    Each image's embedding sums the outputs for its ``metadata.center_crops`` views (and their
+    mirror images with ``flip_average``), as ``KerasEmbedder`` does.
+    """
+
+    def __init__(self, network: Path, metadata: ModelMetadata, runtime: RuntimeInput,
+                 batch_size: int = 32, threads: int | None = None) -> None:
+        """Describe the network; it is read and compiled on first use.
+
+        Raises:
+            ValueError: ``batch_size`` is not positive.
+        """
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.network = Path(network)
+        self.metadata = metadata
+        self.runtime = runtime
+        self.model_id = metadata.model_id
+        self.dim = metadata.embedding_dim
+        self.input_size = tuple(metadata.input_size)
+        self.batch_size = batch_size
+        self.threads = threads
+        self._compiled: Any = None
+
+    def _load(self) -> None:
+        """Read the network, give it a dynamic batch size and compile it for the CPU."""
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(self.network)
+        shape = model.input(0).get_partial_shape()
+        shape[0] = -1
+        model.reshape({model.input(0): shape})
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT" if self.batch_size > 1 else "LATENCY"}
+        if self.threads is not None:
+            config["INFERENCE_NUM_THREADS"] = self.threads
+        self._compiled = core.compile_model(model, "CPU", config)
+        log.info("compiled %s (%s) with OpenVINO", self.model_id, self.network)
+
+    def _embed(self, images: Sequence[BGRImage]) -> NDArray[np.float32]:
+        """Return the raw (N, dim) embeddings of ``images``, ``batch_size`` at a time."""
+        return np.concatenate([self._embed_views(images[start:start + self.batch_size])
+                               for start in range(0, len(images), self.batch_size)])
+
+    def _embed_views(self, batch: Sequence[BGRImage]) -> NDArray[np.float32]:
+        """Return the sum of the network's outputs over each view of ``batch``."""
+        total = np.zeros((len(batch), self.dim), dtype=np.float32)
+        for crop in self.metadata.center_crops:
+            pixels = to_model_input(batch, self.input_size, crop)
+            views = [pixels, pixels[:, :, ::-1]] if self.metadata.flip_average else [pixels]
+            for view in views:
+                total += self._infer(self.runtime.apply(view))
+        return total
+
+    def _infer(self, inputs: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Run the compiled network on one prepared batch; return its (N, dim) output."""
+        output = self._compiled(inputs)[self._compiled.output(0)]
+        return np.asarray(output, dtype=np.float32).reshape(len(inputs), -1)
+
+
+def load_runtime_embedder(path: Path, batch_size: int = 32, threads: int | None = None) -> RuntimeEmbedder:
+    """Build the embedder for a runtime model: a directory with metadata, or a known third-party network.
+
+    Raises:
+        FileNotFoundError: no single network file at ``path``.
+        KeyError: no ``metadata.json`` beside the network and its file name is not a known network.
+    """
+    from embedder.third_party import third_party_metadata
+
+    network = network_file(path)
+    metadata_dir = network.parent
+    if (metadata_dir / METADATA_FILE).is_file():
+        metadata = ModelMetadata.load(metadata_dir)
+        runtime = RuntimeInput.from_dict(metadata.runtime)
+    else:
+        metadata, runtime = third_party_metadata(network, file_digest(network))
+    return RuntimeEmbedder(network, metadata, runtime, batch_size=batch_size, threads=threads)
