@@ -11,6 +11,8 @@ import numpy as np
 from embedder.base import BGRImage
 from embedder.lifecycle import LazyModel
 
+MIN_SCORE = 0.5  # the detector confidence a person box needs unless the caller says otherwise
+
 
 @dataclass(frozen=True, slots=True)
 class Detection:
@@ -36,7 +38,7 @@ class Detector(LazyModel):
 
     model_id: str
 
-    def detect(self, image: BGRImage, min_score: float = 0.5) -> list[Detection]:
+    def detect(self, image: BGRImage, min_score: float = MIN_SCORE) -> list[Detection]:
         """Find persons in one image.
 
         Args:
@@ -53,7 +55,7 @@ class Detector(LazyModel):
         return self.detect_batch([image], min_score)[0]
 
     def detect_batch(self, images: Sequence[BGRImage],
-                     min_score: float = 0.5) -> list[list[Detection]]:
+                     min_score: float = MIN_SCORE) -> list[list[Detection]]:
         """Find persons in several images (any sizes) in as few model calls as possible.
 
         Args:

@@ -13,6 +13,8 @@ from embedder.metadata import ModelMetadata
 
 BGRImage = NDArray[np.uint8]
 
+FALLBACK_THRESHOLD = 0.5  # the match threshold of a model without a calibrated one
+
 
 def l2_normalize(vectors: NDArray[np.floating], eps: float = 1e-12) -> NDArray[np.float32]:
     """Scale each row of ``vectors`` (N, D) to unit L2 norm; all-zero rows stay zero."""
@@ -39,6 +41,20 @@ class Embedder(LazyModel):
         if self.metadata is None or self.metadata.threshold is None:
             return None
         return float(self.metadata.threshold)
+
+    def match_threshold(self, configured: float | None = None) -> tuple[float, str]:
+        """Return the match threshold to use and where it came from.
+
+        Returns:
+            ``(configured, "given")`` when one is configured, else the model's calibrated
+            threshold with ``"calibrated"``, else ``(FALLBACK_THRESHOLD, "default")``.
+        """
+        if configured is not None:
+            return float(configured), "given"
+        calibrated = self.calibrated_threshold()
+        if calibrated is not None:
+            return calibrated, "calibrated"
+        return FALLBACK_THRESHOLD, "default"
 
     def embed(self, images: Sequence[BGRImage]) -> NDArray[np.float32]:
         """Embed BGR uint8 images (any sizes) into an (N, dim) float32 array of unit rows.

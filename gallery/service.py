@@ -10,7 +10,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
-from detector.base import Detection, Detector
+from detector.base import MIN_SCORE, Detection, Detector
 from embedder.base import BGRImage, Embedder
 from embedder.images import decode_image
 from gallery import audit
@@ -22,7 +22,17 @@ from gallery.models import Embedding, Image, Person, SightingMatch, pack_vector
 from gallery.ranking import PersonMatch, best_per_person, decide
 from gallery.sightings import SightingHit, Sightings
 from gallery.index_sync import SharedIndex, raise_generation, sync_index
-from gallery.uploads import CheckedImage, Upload, check_images, clean_name, clean_notes, safe_filename
+from gallery.uploads import (
+    MAX_PIXELS,
+    MIN_HEIGHT,
+    MIN_WIDTH,
+    CheckedImage,
+    Upload,
+    check_images,
+    clean_name,
+    clean_notes,
+    safe_filename,
+)
 from gallery.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -86,9 +96,9 @@ class Gallery:
     """
 
     def __init__(self, data_dir: Path, embedder: Embedder, detector: Detector, *,
-                 link_threshold: float, min_width: int = 24, min_height: int = 48,
-                 detector_min_score: float = 0.5, sightings_per_query: int = 20,
-                 max_pixels: int | None = 40_000_000) -> None:
+                 link_threshold: float, min_width: int = MIN_WIDTH, min_height: int = MIN_HEIGHT,
+                 detector_min_score: float = MIN_SCORE, sightings_per_query: int = 20,
+                 max_pixels: int | None = MAX_PIXELS) -> None:
         self.data_dir = Path(data_dir)
         self.store = ImageStore(self.data_dir / "images")
         self.embedder = embedder

@@ -12,6 +12,10 @@ from gallery.errors import InvalidInput
 
 MAX_NAME_LENGTH = 200
 MAX_NOTES_LENGTH = 5000
+# The limits an uploaded image is held to unless the caller sets others (web.settings does).
+MIN_WIDTH = 24  # pixels; narrower images are too small to hold a person
+MIN_HEIGHT = 48
+MAX_PIXELS = 40_000_000  # an image whose header claims more is refused undecoded
 _EXTENSIONS = {b"\xff\xd8": ".jpg", b"\x89P": ".png", b"BM": ".bmp", b"RI": ".webp"}
 
 
