@@ -18,6 +18,7 @@ from web.commands import cli_errors
 from web.commands import evaluate as evaluate_commands
 from web.commands import footage as footage_commands
 from web.commands import train as train_commands
+from web.settings import Settings, SettingsError, load_settings
 from web.state import db_session, reid
 
 IMAGE_ARG = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -32,11 +33,15 @@ IMAGE_ARG = click.Path(exists=True, dir_okay=False, path_type=Path)
 def cli(ctx: click.Context, data_dir: Path | None) -> None:
     """Person re-identification: enroll known persons, search by CCTV stills.
 
-    Every setting can also come from a REID_* environment variable (see the README).
+    Every setting can also come from a REID_* environment variable (see the README); they are
+    checked before any command runs.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    overrides = {"DATA_DIR": str(data_dir)} if data_dir else None
-    ctx.obj = ScriptInfo(create_app=lambda: create_app(overrides))
+    try:
+        settings = load_settings({"DATA_DIR": data_dir} if data_dir else None)
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from error
+    ctx.obj = ScriptInfo(create_app=lambda: create_app(settings=settings))
 
 
 @cli.command()
@@ -130,7 +135,8 @@ def enroll(name: str | None, person_id: int | None, notes: str, images: tuple[Pa
 
 @cli.command()
 @click.argument("image", type=IMAGE_ARG)
-@click.option("--top-k", type=int, default=None, help="Persons to list per query [default: 5].")
+@click.option("--top-k", type=int, default=None,
+              help=f"Persons to list per query [default: REID_TOP_K, else {Settings.model_fields['top_k'].default}].")
 @click.option("--threshold", type=float, default=None,
               help="Match threshold (cosine similarity) [default: the model's calibrated one].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -139,12 +145,9 @@ def enroll(name: str | None, person_id: int | None, notes: str, images: tuple[Pa
 def search(image: Path, top_k: int | None, threshold: float | None, as_json: bool) -> None:
     """Search the gallery for the person(s) in IMAGE (a CCTV still or a crop)."""
     state = reid()
-    config = state.config
-    checked = check_image(Upload(image.read_bytes(), image.name), min_width=config["MIN_IMAGE_WIDTH"],
-                          min_height=config["MIN_IMAGE_HEIGHT"],
-                          max_pixels=config["MAX_IMAGE_PIXELS"])
+    checked = check_image(Upload(image.read_bytes(), image.name), **state.settings.image_limits())
     response = state.gallery.search(
-        db_session(), checked.image, top_k=top_k if top_k is not None else int(config["TOP_K"]),
+        db_session(), checked.image, top_k=top_k if top_k is not None else state.settings.top_k,
         threshold=threshold if threshold is not None else state.default_threshold(),
         actor=cli_actor(), query_sha256=checked.sha256)
     click.echo(json.dumps(response.to_dict(), indent=2) if as_json else _format_search(response))

@@ -26,7 +26,7 @@ THUMBNAIL_HEIGHT = 160
 @requires("viewer")
 def index():  # type: ignore[no-untyped-def]
     return render_template("search.html", threshold=reid().default_threshold(),
-                           top_k=reid().config["TOP_K"], response=None)
+                           top_k=reid().settings.top_k, response=None)
 
 
 @bp.post("/search")

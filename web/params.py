@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 
-from flask import current_app, request
+from flask import request
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.routing import IntegerConverter
 
 from gallery.errors import InvalidInput
 from gallery.uploads import Upload
+from web.state import reid
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
@@ -36,7 +37,7 @@ def top_k() -> int:
     """
     raw = _field("top_k")
     if raw is None:
-        return int(current_app.config["TOP_K"])
+        return reid().settings.top_k
     try:
         return int(raw)
     except ValueError:
@@ -66,12 +67,12 @@ def uploads(field: str) -> list[Upload]:
 
     Raises:
         UnsupportedMediaType: a body that is not a form (JSON, say).
-        InvalidInput: more files than ``MAX_FILES``.
+        InvalidInput: more files than the ``max_files`` setting.
     """
     if request.mimetype and request.mimetype not in FORM_TYPES:
         raise UnsupportedMediaType(f"send the files as multipart/form-data, not {request.mimetype[:60]}")
     files = [f for f in request.files.getlist(field) if f.filename or f.content_length]
-    limit = int(current_app.config["MAX_FILES"])
+    limit = reid().settings.max_files
     if len(files) > limit:
         raise InvalidInput(f"at most {limit} files per request, got {len(files)}")
     return [Upload(data=f.read(), filename=f.filename or "") for f in files]

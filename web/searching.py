@@ -19,9 +19,6 @@ def search_request() -> tuple[BGRImage, SearchResponse]:
     state = reid()
     top_k = params.top_k()
     threshold = params.threshold(state.default_threshold())
-    config = state.config
-    checked = check_image(params.one_upload("image"), min_width=config["MIN_IMAGE_WIDTH"],
-                          min_height=config["MIN_IMAGE_HEIGHT"],
-                          max_pixels=config["MAX_IMAGE_PIXELS"])
+    checked = check_image(params.one_upload("image"), **state.settings.image_limits())
     return checked.image, state.gallery.search(db_session(), checked.image, top_k=top_k, threshold=threshold,
                                                actor=actor(), query_sha256=checked.sha256)

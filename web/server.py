@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -67,7 +66,7 @@ def serve(data_dir: Path, *, host: str, port: int, workers: int, threads: int,
     The workers build the app from the environment, so the data directory (which may come
     from ``--data-dir``) is passed to them as ``REID_DATA_DIR``.
     """
-    os.environ["REID_DATA_DIR"] = json.dumps(str(data_dir))  # JSON: read back as a string
+    os.environ["REID_DATA_DIR"] = str(data_dir)
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     ReidServer({"bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
                 "preload_app": False, "timeout": timeout, "proc_name": "reid"}).run()

@@ -16,6 +16,7 @@ from embedder.registry import build_embedder, default_embedder_spec
 from gallery.db import make_engine, make_session_factory, sqlite_url
 from gallery.schema import current_revision, head_revision
 from gallery.service import Gallery
+from web.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,10 @@ class DatabaseNotReady(RuntimeError):
 class ReidState:
     """The app's long-lived objects, each built on first use."""
 
-    def __init__(self, config: dict) -> None:
-        self.config = config
-        self.data_dir = Path(config["DATA_DIR"])
-        self.database_url = config["DATABASE_URL"] or sqlite_url(self.data_dir / "reid.db")
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir
+        self.database_url = settings.database_url or sqlite_url(self.data_dir / "reid.db")
         self.engine = make_engine(self.database_url)
         self.sessions = make_session_factory(self.engine)
         self._embedder: Embedder | None = None
@@ -48,45 +49,54 @@ class ReidState:
     @property
     def embedder_spec(self) -> str:
         """Return the configured embedder's name or model directory."""
-        return self.config["EMBEDDER"] or default_embedder_spec()
+        return self.settings.embedder or default_embedder_spec()
 
     @property
     def embedder(self) -> Embedder:
-        """Return the configured embedder (weights load lazily, on first use)."""
+        """Return the configured embedder (weights load lazily, on first use).
+
+        Raises:
+            SettingsError: the registry knows no embedder by the configured name.
+        """
         with self._lock:
             if self._embedder is None:
-                self._embedder = build_embedder(self.embedder_spec)
+                try:
+                    self._embedder = build_embedder(self.embedder_spec)
+                except KeyError as error:  # the registry's refusal, listing the known names
+                    raise SettingsError(f"REID_EMBEDDER: {error.args[0]}") from error
             return self._embedder
 
     @property
     def gallery(self) -> Gallery:
-        """Return the gallery, checking the database and building the detector on first use."""
+        """Return the gallery, checking the database and building the detector on first use.
+
+        Raises:
+            DatabaseNotReady: the schema is missing or old.
+            SettingsError: the registries know no embedder or detector by the configured name.
+        """
         with self._lock:
             if self._gallery is None:
                 self.data_dir.mkdir(parents=True, exist_ok=True)
                 self.check_database()
+                try:
+                    detector = build_detector(self.settings.detector)
+                except KeyError as error:  # the registry's refusal, listing the known names
+                    raise SettingsError(f"REID_DETECTOR: {error.args[0]}") from error
                 self._gallery = Gallery(
-                    self.data_dir, self.embedder, build_detector(self.config["DETECTOR"]),
-                    link_threshold=self.default_threshold(),
-                    min_width=self.config["MIN_IMAGE_WIDTH"], min_height=self.config["MIN_IMAGE_HEIGHT"],
-                    max_pixels=self.config["MAX_IMAGE_PIXELS"],
-                    detector_min_score=self.config["DETECTOR_MIN_SCORE"])
+                    self.data_dir, self.embedder, detector, link_threshold=self.default_threshold(),
+                    detector_min_score=self.settings.detector_min_score, **self.settings.image_limits())
             return self._gallery
 
     def default_threshold(self) -> float:
         """Return the configured threshold, else the model's calibrated one, else the fallback."""
-        if self.config["MATCH_THRESHOLD"] is not None:
-            return float(self.config["MATCH_THRESHOLD"])
-        calibrated = self.embedder.calibrated_threshold()
-        return calibrated if calibrated is not None else float(self.config["FALLBACK_THRESHOLD"])
+        return self.embedder.match_threshold(self.settings.match_threshold)[0]
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, settings: Settings) -> None:
     """Attach the state and close each request's session at teardown."""
-    app.extensions["reid"] = ReidState(app.config)
-    app.config.setdefault("SECRET_KEY", None)
-    if not app.config["SECRET_KEY"]:
-        app.config["SECRET_KEY"] = _secret_key(Path(app.config["DATA_DIR"]))
+    app.extensions["reid"] = ReidState(settings)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(settings.data_dir)
     app.teardown_appcontext(_close_session)
 
 

@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 
 from footage.settings import FootageSettings
 from gallery.audit import cli_actor
+from web.commands import cli_errors
 from web.state import db_session, reid
 
 
@@ -26,6 +27,7 @@ from web.state import db_session, reid
               help="Videos analysed in parallel [default: one per core].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @with_appcontext
+@cli_errors
 def index_footage_command(paths: tuple[Path, ...], camera: str | None, start: datetime | None,
                           analysis_fps: float | None, workers: int | None, as_json: bool) -> None:
     """Index recorded footage: find persons, track them, store sightings, link enrolled persons.
@@ -40,7 +42,7 @@ def index_footage_command(paths: tuple[Path, ...], camera: str | None, start: da
     settings = FootageSettings() if analysis_fps is None else FootageSettings(analysis_fps=analysis_fps)
     try:
         summary = index_footage(
-            state.sessions, state.gallery, list(paths), detector_spec=state.config["DETECTOR"],
+            state.sessions, state.gallery, list(paths), detector_spec=state.settings.detector,
             embedder_spec=state.embedder_spec, settings=settings, camera=camera,
             start=start.replace(tzinfo=timezone.utc) if start else None, workers=workers,
             actor=cli_actor())
@@ -55,6 +57,7 @@ def index_footage_command(paths: tuple[Path, ...], camera: str | None, start: da
 @click.option("--older-than", "days", type=click.FloatRange(min=0), required=True,
               help="Delete footage recorded more than this many days ago.")
 @with_appcontext
+@cli_errors
 def purge_footage_command(days: float) -> None:
     """Delete old footage's sightings, vectors, crops and person links (retention)."""
     cutoff = datetime.now(timezone.utc) - timedelta(days=days)

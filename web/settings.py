@@ -1,0 +1,111 @@
+"""The service's settings: one typed object, read from ``REID_*`` environment variables at start-up.
+
+This is the only place the service's defaults are set. The web layer hands the values on to
+the gallery and the models as plain keyword arguments; library code never reads this object.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from detector.base import MIN_SCORE
+from detector.registry import DEFAULT_DETECTOR
+from gallery.service import MAX_TOP_K
+from gallery.uploads import MAX_PIXELS, MIN_HEIGHT, MIN_WIDTH
+
+ENV_PREFIX = "REID_"
+_UNSHOWN = frozenset({"secret_key", "database_url"})  # values kept out of error messages
+
+
+class SettingsError(ValueError):
+    """A setting the service cannot use; the message names its ``REID_*`` variable."""
+
+
+def default_data_dir() -> Path:
+    """Return the data directory used when none is configured."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "reid"
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; field ``top_k`` is read from ``REID_TOP_K``, and so on.
+
+    ``null`` in a variable means None (e.g. ``REID_MAX_IMAGE_PIXELS=null``: no limit).
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_parse_none_str="null",
+                                      allow_inf_nan=False, frozen=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir)  # $XDG_DATA_HOME/reid or ~/.local/share/reid
+    database_url: str | None = None  # None: SQLite file reid.db in data_dir
+    embedder: str | None = None  # None: the shipped re-ID model (or the ImageNet baseline)
+    detector: str = DEFAULT_DETECTOR  # or "none": every still is one person crop
+    detector_min_score: float = Field(MIN_SCORE, ge=0.0, le=1.0)
+    match_threshold: float | None = Field(None, ge=-1.0, le=1.0)  # None: the model's own
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K)
+    max_files: int = Field(50, ge=1)
+    min_image_width: int = Field(MIN_WIDTH, ge=1)
+    min_image_height: int = Field(MIN_HEIGHT, ge=1)
+    max_image_pixels: int | None = Field(MAX_PIXELS, ge=1)  # None: no limit, any format OpenCV reads
+    max_content_length: int = Field(32 * 1024 * 1024, ge=1)
+    secret_key: str | None = None  # None: generated once into data_dir
+    session_cookie_samesite: Literal["Lax", "Strict", "None"] = "Lax"  # the sign-in cookie's
+    session_cookie_secure: bool = False  # true when served over HTTPS (behind a TLS proxy)
+    permanent_session_lifetime: int = Field(12 * 3600, ge=1)  # seconds a sign-in lasts
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand_user(cls, path: Path) -> Path:
+        return path.expanduser()
+
+    def image_limits(self) -> dict[str, Any]:
+        """Return the upload checks' keyword arguments: ``min_width``, ``min_height``, ``max_pixels``."""
+        return {"min_width": self.min_image_width, "min_height": self.min_image_height,
+                "max_pixels": self.max_image_pixels}
+
+    def flask_config(self) -> dict[str, Any]:
+        """Return the settings that Flask itself reads, under its names."""
+        return {"MAX_CONTENT_LENGTH": self.max_content_length, "SECRET_KEY": self.secret_key,
+                "SESSION_COOKIE_SAMESITE": self.session_cookie_samesite,
+                "SESSION_COOKIE_SECURE": self.session_cookie_secure,
+                "PERMANENT_SESSION_LIFETIME": self.permanent_session_lifetime}
+
+
+def is_setting(key: str) -> bool:
+    """Return whether ``key`` (any case, e.g. ``"TOP_K"``) names a setting."""
+    return key.lower() in Settings.model_fields
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read the settings from the ``REID_*`` environment variables, ``overrides`` on top.
+
+    Args:
+        overrides: values by setting name, any case (``{"DATA_DIR": ...}``).
+
+    Raises:
+        SettingsError: an override names no setting, or a value is invalid; the message
+            names each bad ``REID_*`` variable and what it should be.
+    """
+    values = {key.lower(): value for key, value in (overrides or {}).items()}
+    unknown = sorted(key for key in values if not is_setting(key))
+    if unknown:
+        raise SettingsError(f"unknown settings: {', '.join(unknown)}")
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from error
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else ""
+        got = "" if name in _UNSHOWN else f" (got {item['input']!r})"
+        problems.append(f"{ENV_PREFIX}{name.upper()}: {item['msg']}{got}")
+    return "invalid settings: " + "; ".join(problems)
