@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from embedder import registry
-from embedder.base import Embedder
+from embedder.base import FALLBACK_THRESHOLD, Embedder
 from embedder.evaluation.evaluate import (
     EvaluationReport,
     calibrate,
@@ -20,8 +20,6 @@ from embedder.evaluation.evaluate import (
 )
 from embedder.evaluation.rerank import K1, K2, LAMBDA
 from embedder.images import ImageError
-
-DEFAULT_THRESHOLD = 0.5
 
 _folder = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
 _image = click.Path(exists=True, file_okay=True, dir_okay=False, path_type=Path)
@@ -45,14 +43,6 @@ def _build_embedder(spec: str | None) -> Embedder:
     except (OSError, ValueError) as error:
         raise click.ClickException(f"cannot load model {spec!r}: {error}") from error
     return embedder
-
-
-def _resolve_threshold(embedder: Embedder, threshold: float | None) -> tuple[float, str]:
-    """Return the threshold to use and where it came from: the option, the model, or the default."""
-    if threshold is not None:
-        return threshold, "given"
-    calibrated = embedder.calibrated_threshold()
-    return (calibrated, "calibrated") if calibrated is not None else (DEFAULT_THRESHOLD, "default")
 
 
 def _evaluate(embedder: Embedder, query_dir: Path, gallery_dir: Path, threshold: float,
@@ -104,7 +94,7 @@ def _format_reranked(figures: dict[str, float | int]) -> str:
 @_gallery_option
 @_model_option
 @click.option("--threshold", type=float, default=None,
-              help="Match threshold (default: the model's calibrated one, else 0.5).")
+              help=f"Match threshold (default: the model's calibrated one, else {FALLBACK_THRESHOLD}).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write CMC, ROC, score and ranked-result PNGs into this folder.")
@@ -127,7 +117,7 @@ def evaluate_command(query_dir: Path, gallery_dir: Path, model_spec: str | None,
     from embedder.evaluation.plots import write_plots  # matplotlib loads only when asked for
 
     embedder = _build_embedder(model_spec)
-    threshold, source = _resolve_threshold(embedder, threshold)
+    threshold, source = embedder.match_threshold(threshold)
     report = _evaluate(embedder, query_dir, gallery_dir, threshold, batch_size)
     reranked = (reranked_figures(report, rerank_k1, rerank_k2, rerank_lambda)
                 if rerank else None)
@@ -167,7 +157,7 @@ def calibrate_command(query_dir: Path, gallery_dir: Path, target_fmr: float,
             f"calibration is stored in a model directory's metadata.json, but {spec!r} is not a "
             "directory; pass --model DIR")
     embedder = _build_embedder(spec)
-    report = _evaluate(embedder, query_dir, gallery_dir, DEFAULT_THRESHOLD, batch_size)
+    report = _evaluate(embedder, query_dir, gallery_dir, FALLBACK_THRESHOLD, batch_size)
     try:
         calibration = calibrate([report], target_fmr)
         report = with_threshold(report, calibration.threshold)
@@ -192,7 +182,7 @@ def calibrate_command(query_dir: Path, gallery_dir: Path, target_fmr: float,
 @click.argument("image_b", type=_image)
 @_model_option
 @click.option("--threshold", type=float, default=None,
-              help="Match threshold (default: the model's calibrated one, else 0.5).")
+              help=f"Match threshold (default: the model's calibrated one, else {FALLBACK_THRESHOLD}).")
 def verify_command(image_a: Path, image_b: Path, model_spec: str | None,
                    threshold: float | None) -> None:
     """Print TRUE if the two images show the same person, else FALSE, with the score."""
@@ -201,7 +191,7 @@ def verify_command(image_a: Path, image_b: Path, model_spec: str | None,
     except ImageError as error:
         raise click.ClickException(str(error)) from error
     embedder = _build_embedder(model_spec)
-    threshold, source = _resolve_threshold(embedder, threshold)
+    threshold, source = embedder.match_threshold(threshold)
     vectors = embedder.embed(images)
     score = float(vectors[0] @ vectors[1])
     verdict = "TRUE" if score >= threshold else "FALSE"
