@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
 from embedder.images import ImageError
 from embedder.training.lda import DIMS, SHRINKAGE
-
-DEFAULT_CHECKPOINT_DIR = Path("runs/reid-mobilenetv2")
-DEFAULT_OUT = DEFAULT_CHECKPOINT_DIR / "model"
 
 _folder = click.Path(file_okay=False, dir_okay=True, path_type=Path)
 _existing_folder = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
@@ -24,6 +24,36 @@ def _set_folder_check(_ctx: click.Context, _param: click.Parameter,
         if not ((folder / "query").is_dir() and (folder / "gallery").is_dir()):
             raise click.BadParameter(f"{folder} must hold query/ and gallery/ folders")
     return value
+
+
+@functools.cache
+def train_defaults() -> dict[str, Any]:
+    """Return ``TrainConfig``'s defaults by field name."""
+    from embedder.training.train import TrainConfig  # loads TensorFlow
+
+    return {field.name: field.default for field in dataclasses.fields(TrainConfig)
+            if field.default is not dataclasses.MISSING}
+
+
+class TrainConfigOption(click.Option):
+    """An option whose default is that of the ``TrainConfig`` field of the same name.
+
+    The default is read when it is needed (to run ``reid train`` or show its help), so that
+    ``reid`` starts without loading TensorFlow. ``as_text`` writes it as it would be typed.
+    """
+
+    def __init__(self, *args: Any, as_text: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, show_default=True, **kwargs)
+        self.as_text = as_text
+
+    def get_default(self, ctx: click.Context, call: bool = True) -> Any:
+        assert self.name is not None
+        value = train_defaults()[self.name]
+        return self.as_text(value) if self.as_text else value
+
+
+def _size_text(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
 
 
 def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, int]:
@@ -39,18 +69,17 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
 
 @click.command("train")
 @click.argument("data_dirs", nargs=-1, required=True, type=_folder)
-@click.option("--out", "out_dir", type=_folder, default=DEFAULT_OUT, show_default=True,
+@click.option("--out", "out_dir", cls=TrainConfigOption, type=_folder,
               help="Model directory to write (model.keras, model.json + model.h5, metadata.json); "
                    "rewritten whenever validation improves, or every epoch without validation.")
-@click.option("--checkpoint-dir", type=_folder, default=DEFAULT_CHECKPOINT_DIR, show_default=True,
+@click.option("--checkpoint-dir", cls=TrainConfigOption, type=_folder,
               help="Working checkpoint (checkpoint.npz) and history.jsonl.")
-@click.option("--epochs", type=click.IntRange(1), default=60, show_default=True,
+@click.option("--epochs", cls=TrainConfigOption, type=click.IntRange(1),
               help="Total epochs, counting those already done when resuming.")
-@click.option("--recipe", type=click.Choice(["triplet-bnneck", "dcl"]), default="triplet-bnneck",
-              show_default=True,
+@click.option("--recipe", cls=TrainConfigOption, type=click.Choice(["triplet-bnneck", "dcl"]),
               help="triplet-bnneck: batch-hard triplet + label-smoothed identity loss on a BN neck "
                    "(Luo et al.); dcl: normalized softmax with scale, center loss and decorrelation.")
-@click.option("--input-size", default="256x128", show_default=True, callback=_input_size,
+@click.option("--input-size", cls=TrainConfigOption, as_text=_size_text, callback=_input_size,
               metavar="HxW", help="Model input height x width in pixels.")
 @click.option("--val-set", "val_sets", multiple=True, type=_existing_folder,
               callback=_set_folder_check, help="A validation set (a folder holding query/ and gallery/, one folder per person in "
@@ -59,32 +88,32 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
 @click.option("--report-set", "report_sets", multiple=True, type=_existing_folder,
               callback=_set_folder_check, help="A set evaluated and reported beside the validation sets, but not used to select "
                    "(e.g. an in-domain set); repeatable.")
-@click.option("--flip-average/--no-flip-average", default=True, show_default=True,
+@click.option("--flip-average/--no-flip-average", cls=TrainConfigOption,
               help="Embed each image as the sum of the model's outputs for it and its mirror image "
                    "(twice the compute, a more accurate vector); validation and export use it.")
-@click.option("--keep", type=click.Choice(["best", "last"]), default="best", show_default=True,
+@click.option("--keep", cls=TrainConfigOption, type=click.Choice(["best", "last"]),
               help="Which model --out holds: the best-validated epoch's (rank-1 + mAP) or the last "
                    "epoch's; with last, a finished checkpoint run again exports its model.")
-@click.option("--resume/--no-resume", default=True, show_default=True,
+@click.option("--resume/--no-resume", cls=TrainConfigOption,
               help="Continue from the latest checkpoint if there is one.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling and augmentation.")
-@click.option("--frozen-blocks", type=click.IntRange(0, 19), default=4, show_default=True,
+@click.option("--seed", cls=TrainConfigOption, type=int, help="Seed of sampling and augmentation.")
+@click.option("--frozen-blocks", cls=TrainConfigOption, type=click.IntRange(0, 19),
               help="Backbone blocks (stem, block_1, ...) kept frozen while fine-tuning.")
-@click.option("--max-zoom", type=click.FloatRange(1.0), default=1.25, show_default=True,
+@click.option("--max-zoom", cls=TrainConfigOption, type=click.FloatRange(1.0),
               help="Scale jitter: magnify each training image by up to this factor per axis at a "
                    "random place (1 turns it off). The exported model then embeds centre crops "
                    "that stand for the training views (see --test-views).")
-@click.option("--test-views", type=click.IntRange(1), default=2, show_default=True,
+@click.option("--test-views", cls=TrainConfigOption, type=click.IntRange(1),
               help="With scale jitter, embed each image as the sum of this many centre crops, "
                    "keeping 1/z of each side for z at the midpoint quantiles of U(1, Z): "
                    "0.94 and 0.84 at --max-zoom 1.25 (one view: 0.89). Each costs one pass.")
-@click.option("--persons-per-batch", type=click.IntRange(2), default=16, show_default=True,
+@click.option("--persons-per-batch", cls=TrainConfigOption, type=click.IntRange(2),
               help="P: persons per batch.")
-@click.option("--images-per-person", type=click.IntRange(2), default=4, show_default=True,
+@click.option("--images-per-person", cls=TrainConfigOption, type=click.IntRange(2),
               help="K: images per person per batch.")
-@click.option("--learning-rate", type=click.FloatRange(0.0, min_open=True), default=3.5e-4,
-              show_default=True, help="Peak learning rate (Adam).")
-@click.option("--warmup-epochs", type=click.FloatRange(0.0), default=5.0, show_default=True,
+@click.option("--learning-rate", cls=TrainConfigOption, type=click.FloatRange(0.0, min_open=True),
+              help="Peak learning rate (Adam).")
+@click.option("--warmup-epochs", cls=TrainConfigOption, type=click.FloatRange(0.0),
               help="Epochs over which the learning rate rises from a tenth of its peak.")
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Start from this checkpoint directory's trained network (same persons and "
@@ -94,14 +123,14 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
               help="Distil this model (a model directory, or an OpenVINO IR / ONNX network; repeat "
                    "for an ensemble): the network also learns to reproduce the teachers' joint "
                    "vectors of each training image (LDA-projected, see --distill-dims).")
-@click.option("--teacher-cache", "teacher_cache_dir", type=_folder, default=Path("runs/teacher-vectors"),
-              show_default=True, help="Where each teacher's vectors of the training images are kept.")
-@click.option("--colour-jitter", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+@click.option("--teacher-cache", "teacher_cache_dir", cls=TrainConfigOption, type=_folder,
+              help="Where each teacher's vectors of the training images are kept.")
+@click.option("--colour-jitter", cls=TrainConfigOption, type=click.FloatRange(0.0, 1.0),
               help="Probability of jittering each training image's brightness, contrast and "
                    "saturation (grey and channel-shuffled images then come too): other cameras' colours.")
-@click.option("--distill-weight", type=click.FloatRange(0.0, min_open=True), default=2.0,
-              show_default=True, help="Weight of the distillation loss (cosine distance).")
-@click.option("--distill-dims", type=click.IntRange(0), default=128, show_default=True,
+@click.option("--distill-weight", cls=TrainConfigOption, type=click.FloatRange(0.0, min_open=True),
+              help="Weight of the distillation loss (cosine distance).")
+@click.option("--distill-dims", cls=TrainConfigOption, type=click.IntRange(0),
               help="Size of the teachers' LDA-projected vectors the network learns to reproduce "
                    "(0: their joined vectors, unprojected).")
 @click.option("--max-steps", type=click.IntRange(0), default=None,
