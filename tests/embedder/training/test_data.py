@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.embedder.training.fakes import write_training_tree
+
 from embedder.training.data import (
     ERASE_FILL,
     PKSampler,
     augment,
     epoch_dataset,
+    jitter_colour,
     load_training_set,
     zoom,
     zoom_view_windows,
@@ -52,14 +55,14 @@ def test_sampler_refuses_more_persons_than_the_data_has() -> None:
 
 
 def test_training_set_is_resized_rgb_with_labels_remapped(train_dir: Path) -> None:
-    data = load_training_set(train_dir, (32, 16), progress=False)
+    data = load_training_set([train_dir], (32, 16), progress=False)
     assert data.images.shape == (27, 32, 16, 3) and data.images.dtype == np.uint8
-    assert data.persons == tuple(f"{p:04d}" for p in range(6))
+    assert data.persons == tuple(f"0-train/{p:04d}" for p in range(6))
     assert sorted(set(data.labels.tolist())) == list(range(6))
 
 
 def test_resuming_mid_epoch_replays_the_remaining_batches_exactly(train_dir: Path) -> None:
-    data = load_training_set(train_dir, (32, 16), progress=False)
+    data = load_training_set([train_dir], (32, 16), progress=False)
     sampler = PKSampler(data.labels, persons=3, per_person=2, seed=1)
     full = [tuple(t.numpy() for t in item) for item in epoch_dataset(data, sampler, epoch=4)]
     resumed = [tuple(t.numpy() for t in item) for item in epoch_dataset(data, sampler, 4, start_step=2)]
@@ -133,3 +136,38 @@ def test_augment_zooms_only_when_max_zoom_exceeds_one() -> None:
     zoomed = augment(images, tf.constant([7, 8]), max_zoom=1.25).numpy()
     assert plain.shape == zoomed.shape and not np.array_equal(plain, zoomed)
     np.testing.assert_array_equal(plain, augment(images, tf.constant([7, 8]), max_zoom=1.0).numpy())
+
+
+def test_sources_keep_their_persons_apart_and_batches_mix_them(tmp_path: Path) -> None:
+    first = write_training_tree(tmp_path / "first", persons=6)
+    second = write_training_tree(tmp_path / "second", persons=6)  # the same folder names: other persons
+    data = load_training_set([first, second], (32, 16), progress=False)
+    assert data.num_classes == 12 and len(data.items) == len(data.labels) == 54
+    assert {person.split("/")[0] for person in data.persons} == {"0-first", "1-second"}
+    source_of_label = np.array([person.startswith("1-") for person in data.persons])
+    batches = PKSampler(data.labels, persons=8, per_person=2, seed=0).epoch_batches(0)
+    sources = source_of_label[data.labels[batches]]
+    assert sources.any() and not sources.all()  # both sources appear in the epoch's batches
+    with pytest.raises(ValueError, match="given twice"):
+        load_training_set([first, first], (32, 16), progress=False)
+
+
+def test_colour_jitter_keeps_range_greys_and_shuffles_channels() -> None:
+    images = tf.constant(np.random.default_rng(0).uniform(0, 255, (64, 8, 4, 3)), tf.float32)
+    jittered = jitter_colour(images, tf.constant([3, 4], tf.int64), 1.0).numpy()
+    assert jittered.min() >= 0.0 and jittered.max() <= 255.0
+    np.testing.assert_array_equal(jittered, jitter_colour(images, tf.constant([3, 4], tf.int64), 1.0).numpy())
+    grey = np.all(jittered[..., :1] == jittered, axis=(1, 2, 3))
+    assert 0 < grey.sum() < 64 * 0.3  # about GREY_PROBABILITY of the images turn grey
+    changed = np.abs(jittered - images.numpy()).mean(axis=(1, 2, 3)) > 1.0
+    assert changed.mean() > 0.9
+    untouched = jitter_colour(images, tf.constant([3, 4], tf.int64), 0.0).numpy()
+    same = np.all(np.abs(untouched - images.numpy()) < 1e-3, axis=(1, 2, 3))
+    assert same.mean() > 0.7  # without jitter only the grey and shuffled images change
+
+
+def test_augment_jitters_colour_only_when_asked() -> None:
+    images = tf.constant(np.full((4, 16, 8, 3), 100.0), tf.float32)
+    plain = augment(images, tf.constant([1, 2]), colour=0.0).numpy()
+    coloured = augment(images, tf.constant([1, 2]), colour=1.0).numpy()
+    assert not np.array_equal(plain, coloured)

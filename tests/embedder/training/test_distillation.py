@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 
 from embedder.datasets import list_identity_folders
-from embedder.training.distillation import cached_teacher_targets, teacher_targets
+from embedder.registry import build_embedder
+from embedder.training.distillation import cached_teacher_vectors, target_dims, teacher_targets
 
 
-def test_targets_are_unit_rows_that_group_each_persons_images(teachers: list[Path], train_dir: Path) -> None:
-    targets = teacher_targets(teachers, train_dir, dims=4, progress=False)
-    persons = np.array([item.person for item in list_identity_folders(train_dir)])
+def test_targets_are_unit_rows_that_group_each_persons_images(teachers: list[Path], train_dir: Path,
+                                                               tmp_path: Path) -> None:
+    embedders = [build_embedder(str(teacher)) for teacher in teachers]
+    items = list_identity_folders(train_dir)
+    targets = teacher_targets(embedders, items, 4, tmp_path, progress=False)
+    persons = np.array([item.person for item in items])
     assert targets.shape == (27, 4) and targets.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(targets, axis=1), 1.0, rtol=1e-5)
     similarity = targets @ targets.T
@@ -22,20 +26,42 @@ def test_targets_are_unit_rows_that_group_each_persons_images(teachers: list[Pat
     assert similarity[same & off_diagonal].mean() > similarity[~same].mean() + 0.5
 
 
-def test_the_cache_is_read_back_for_the_same_teachers_and_remade_for_others(
-        teachers: list[Path], train_dir: Path, tmp_path: Path) -> None:
-    path = tmp_path / "targets.npz"
-    first = cached_teacher_targets(path, teachers, train_dir, 4, progress=False)
+def test_without_a_projection_the_target_is_the_teachers_joined_vectors(teachers: list[Path], train_dir: Path,
+                                                                         tmp_path: Path) -> None:
+    embedders = [build_embedder(str(teacher)) for teacher in teachers]
+    items = list_identity_folders(train_dir)
+    targets = teacher_targets(embedders, items, 0, tmp_path, progress=False)
+    assert targets.shape == (27, target_dims(embedders, 0)) == (27, 2560)
+    images = [embedder.embed([cv2_read(item.path) for item in items]) for embedder in embedders]
+    np.testing.assert_allclose(targets, np.hstack(images) / np.sqrt(2), atol=1e-5)
+
+
+def cv2_read(path: Path) -> np.ndarray:
+    import cv2
+
+    return cv2.imread(str(path))
+
+
+def test_the_cache_embeds_each_image_once_per_teacher(teachers: list[Path], train_dir: Path, tmp_path: Path) -> None:
+    teacher = build_embedder(str(teachers[0]))
+    items = list_identity_folders(train_dir)
+    first = cached_teacher_vectors(teacher, items[:10], tmp_path, progress=False)
+    path = tmp_path / f"{teacher.model_id}.npz"
     with np.load(path) as archive:
-        key = archive["key"]
-    np.savez(path, targets=np.zeros_like(first), key=key)  # a marked cache under the same key
-    np.testing.assert_array_equal(cached_teacher_targets(path, teachers, train_dir, 4, progress=False), 0.0)
-    remade = cached_teacher_targets(path, teachers[:1], train_dir, 3, progress=False)
-    assert remade.shape == (27, 3) and np.abs(remade).sum() > 0
+        assert len(archive["paths"]) == 10
+        marked = {"paths": archive["paths"], "vectors": np.zeros_like(archive["vectors"])}
+    np.savez(path, **marked)  # the cache is what is read back: its rows come out as stored
+    both = cached_teacher_vectors(teacher, items, tmp_path, progress=False)
+    np.testing.assert_array_equal(both[:10], 0.0)
+    assert np.abs(first).sum() > 0 and np.abs(both[10:]).sum() > 0
+    with np.load(path) as archive:
+        assert len(archive["paths"]) == len(items)
 
 
-def test_no_teacher_or_too_many_dims_is_refused(teachers: list[Path], train_dir: Path) -> None:
+def test_no_teacher_or_too_many_dims_is_refused(teachers: list[Path], train_dir: Path, tmp_path: Path) -> None:
+    items = list_identity_folders(train_dir)
     with pytest.raises(ValueError, match="at least one teacher"):
-        teacher_targets([], train_dir, dims=4, progress=False)
+        teacher_targets([], items, 4, tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"dims must lie in 1\.\.5"):
-        teacher_targets(teachers, train_dir, dims=6, progress=False)
+        teacher_targets([build_embedder(str(teacher)) for teacher in teachers], items, 6, tmp_path,
+                        progress=False)
