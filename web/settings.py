@@ -1,7 +1,9 @@
 """The service's settings: one typed object, read from ``REID_*`` environment variables at start-up.
 
-This is the only place the service's defaults are set. The web layer hands the values on to
-the gallery and the models as plain keyword arguments; library code never reads this object.
+This is the only place the service's defaults are set; where a library has a default of its
+own (the upload limits, the detector's min score), the field refers to that constant rather
+than repeating it. The web layer hands the values on to the gallery and the models as plain
+keyword arguments; library code never reads this object.
 """
 
 from __future__ import annotations
