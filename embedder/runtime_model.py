@@ -128,7 +128,8 @@ class RuntimeEmbedder(Embedder):
         shape = model.input(0).get_partial_shape()
         shape[0] = -1
         model.reshape({model.input(0): shape})
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT" if self.batch_size > 1 else "LATENCY"}
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT" if self.batch_size > 1 else "LATENCY",
+                                  "INFERENCE_PRECISION_HINT": "f32"}  # CPUs with bf16 would default to it
         if self.threads is not None:
             config["INFERENCE_NUM_THREADS"] = self.threads
         self._compiled = core.compile_model(model, "CPU", config)
