@@ -14,7 +14,8 @@ def test_help_names_the_options() -> None:
     result = CliRunner().invoke(train_command, ["--help"])
     assert result.exit_code == 0
     for option in ("--out", "--checkpoint-dir", "--epochs", "--recipe", "--input-size",
-                   "--val-query", "--val-gallery", "--resume / --no-resume", "--seed"):
+                   "--val-set", "--report-set", "--teacher", "--colour-jitter", "--resume / --no-resume",
+                   "--seed"):
         assert option in result.output
 
 
@@ -31,11 +32,12 @@ def test_empty_data_dir_fails_with_a_message(tmp_path: Path) -> None:
     assert "holds no <person>/<image> files" in result.output
 
 
-def test_bad_input_size_and_half_validation_are_refused(tmp_path: Path) -> None:
+def test_bad_input_size_and_a_set_without_query_and_gallery_are_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(train_command, [str(tmp_path), "--input-size", "256by128"])
     assert result.exit_code == 2 and "HEIGHTxWIDTH" in result.output
-    result = CliRunner().invoke(train_command, [str(tmp_path), "--val-query", str(tmp_path)])
-    assert result.exit_code == 2 and "--val-gallery" in result.output
+    (tmp_path / "set" / "query").mkdir(parents=True)
+    result = CliRunner().invoke(train_command, [str(tmp_path), "--val-set", str(tmp_path / "set")])
+    assert result.exit_code == 2 and "must hold query/ and gallery/" in result.output
 
 
 def test_register_adds_the_command_to_a_group() -> None:
