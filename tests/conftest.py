@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -67,27 +68,101 @@ def jpeg_bytes(image: BGRImage) -> bytes:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run database tests on SQLite; those marked ``both_databases`` on PostgreSQL too."""
-    if "database_url" in metafunc.fixturenames:
+    if "backend" in metafunc.fixturenames:
         both = metafunc.definition.get_closest_marker("both_databases") is not None
-        metafunc.parametrize("database_url", ["sqlite", "postgresql"] if both else ["sqlite"],
+        metafunc.parametrize("backend", ["sqlite", "postgresql"] if both else ["sqlite"],
                              indirect=True)
 
 
 @pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a SQLite file, or a fresh database on the PostgreSQL test server."""
-    if request.param == "sqlite":
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database a test runs on, "sqlite" or "postgresql" (skipped without a server)."""
+    if request.param == "postgresql" and not POSTGRES_URL:
+        pytest.skip("PostgreSQL runs need REID_TEST_POSTGRES_URL (.ci/run starts a server)")
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to the newest schema once per session, for tests to copy."""
+    path = tmp_path_factory.mktemp("template") / "reid.db"
+    upgrade(sqlite_url(path))
+    # The migration's engine is disposed: its write-ahead log is checkpointed and removed,
+    # so the one file is the whole database.
+    assert [p.name for p in path.parent.iterdir()] == [path.name], "the template has side files"
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[sa.Engine]:
+    """An autocommit engine on the PostgreSQL test server, to create and drop databases."""
+    assert POSTGRES_URL, "needs REID_TEST_POSTGRES_URL"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    yield admin
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_admin: sa.Engine) -> Iterator[str]:
+    """The name of a PostgreSQL database migrated to the newest schema once per session.
+
+    It refuses connections once migrated, so that no session (an autovacuum worker
+    included) can keep ``CREATE DATABASE ... TEMPLATE`` from copying it.
+    """
+    name = create_database(postgres_admin, "reid_template")
+    upgrade(postgres_database_url(name))
+    with postgres_admin.connect() as connection:
+        connection.execute(sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+    yield name
+    drop_database(postgres_admin, name)
+
+
+def postgres_database_url(name: str) -> str:
+    """Return the URL of database ``name`` on the PostgreSQL test server."""
+    assert POSTGRES_URL, "needs REID_TEST_POSTGRES_URL"
+    return sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def create_database(admin: sa.Engine, prefix: str, template: str | None = None) -> str:
+    """Create a database with a fresh name, empty or a copy of ``template``; return its name."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"{copy}'))
+    return name
+
+
+@pytest.fixture
+def empty_database_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, or a fresh database on the PostgreSQL test server.
+
+    For the tests of the migrations themselves; the others take ``database_url``.
+    """
+    if backend == "sqlite":
         yield sqlite_url(tmp_path / "reid.db")
         return
-    if not POSTGRES_URL:
-        pytest.skip("PostgreSQL runs need REID_TEST_POSTGRES_URL (.ci/run starts a server)")
-    name = f"reid_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    admin = request.getfixturevalue("postgres_admin")
+    name = create_database(admin, "reid_test")
+    yield postgres_database_url(name)
     drop_database(admin, name)
-    admin.dispose()
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Iterator[str]:
+    """A database at the newest schema: a copy of the session's migrated template.
+
+    SQLite: the template file copied to ``tmp_path / "reid.db"``; PostgreSQL: a fresh
+    database made by ``CREATE DATABASE ... TEMPLATE``.
+    """
+    if backend == "sqlite":
+        path = tmp_path / "reid.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield sqlite_url(path)
+        return
+    admin = request.getfixturevalue("postgres_admin")
+    name = create_database(admin, "reid_test", template=request.getfixturevalue("postgres_template"))
+    yield postgres_database_url(name)
+    drop_database(admin, name)
 
 
 def drop_database(admin: sa.Engine, name: str, attempts: int = 40) -> None:
@@ -109,10 +184,9 @@ def drop_database(admin: sa.Engine, name: str, attempts: int = 40) -> None:
 
 @pytest.fixture
 def data_dir(tmp_path: Path, database_url: str) -> Path:
-    """A data directory, its database migrated to the newest schema."""
+    """A data directory; its database (``database_url``) is at the newest schema."""
     path = tmp_path / "data"
     path.mkdir()
-    upgrade(database_url)
     return path
 
 

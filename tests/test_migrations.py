@@ -38,14 +38,14 @@ def schema_diff(url: str) -> list:
     return diff
 
 
-def test_migrations_match_the_models(database_url: str) -> None:
-    url = database_url
+def test_migrations_match_the_models(empty_database_url: str) -> None:
+    url = empty_database_url
     upgrade(url)
     assert schema_diff(url) == []
 
 
-def test_downgrade_to_base_and_up_again(database_url: str) -> None:
-    url = database_url
+def test_downgrade_to_base_and_up_again(empty_database_url: str) -> None:
+    url = empty_database_url
     upgrade(url)
     command.downgrade(alembic_config(url), "base")
     engine = make_engine(url)
@@ -61,9 +61,9 @@ def enroll(gallery: Gallery, session: Session, person: int) -> Person:
         Upload(jpeg_bytes(person_image(person, v)), f"p{person}_{v}.jpg") for v in range(2)])
 
 
-def test_a_deleted_newest_id_is_never_reused(database_url: str, tmp_path: Path) -> None:
-    upgrade(database_url)
-    engine = make_engine(database_url)
+def test_a_deleted_newest_id_is_never_reused(empty_database_url: str, tmp_path: Path) -> None:
+    upgrade(empty_database_url)
+    engine = make_engine(empty_database_url)
     gallery = Gallery(tmp_path, ThumbnailEmbedder(), build_detector("none"), link_threshold=0.9)
     with make_session_factory(engine)() as session:
         enroll(gallery, session, 1)
