@@ -20,6 +20,7 @@ START = datetime(2026, 11, 27, 22, 0, tzinfo=timezone.utc)
 
 pytestmark = [
     pytest.mark.data,
+    pytest.mark.slow,  # indexes a real video with the shipped model
     pytest.mark.skipif(not VIDEO.is_file(), reason=f"real footage not found at {VIDEO} "
                                                    "(needs ../shared/data beside the project)"),
 ]

@@ -18,8 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from tests.hardening.server import (Server, enroll, migrated_data_dir, percentiles, person_jpegs,
                                     request, search, sha256, stored, top_person, write_results)
+
+pytestmark = pytest.mark.slow  # a real server under a minute of load
 
 DURATION_S = 60.0          # of mixed load
 CLIENTS = 8                # client threads, each with its own persons

@@ -32,6 +32,8 @@ from tests.hardening.server import (Server, enroll, kill_group, migrated_data_di
                                     person_jpegs, reid_command, reid_env, request, search, sha256,
                                     stored, stored_footage, top_person, write_results)
 
+pytestmark = pytest.mark.slow  # real servers killed and restarted, 20 times per operation
+
 SEED = 20261128
 KILLS = 20                      # per operation
 GONE = (OSError, http.client.HTTPException)  # what a client sees of a killed server

@@ -21,7 +21,7 @@ from tests.conftest import person_image
 from tests.hardening.conftest import check_invariants
 from tests.hardening.corpus import jpeg_claiming, png_claiming
 
-pytestmark = pytest.mark.both_databases
+pytestmark = [pytest.mark.both_databases, pytest.mark.slow]  # 60 random requests, each checked
 
 
 @functools.cache

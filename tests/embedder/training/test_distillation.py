@@ -12,6 +12,7 @@ from embedder.registry import build_embedder
 from embedder.training.distillation import cached_teacher_vectors, target_dims, teacher_targets
 
 
+@pytest.mark.slow
 def test_targets_are_unit_rows_that_group_each_persons_images(teachers: list[Path], train_dir: Path,
                                                                tmp_path: Path) -> None:
     embedders = [build_embedder(str(teacher)) for teacher in teachers]

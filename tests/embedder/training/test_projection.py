@@ -76,6 +76,7 @@ def trained_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export(net.inference_model(), tmp_path_factory.mktemp("model") / "model", metadata)
 
 
+@pytest.mark.slow
 def test_projected_model_embeds_the_projected_unit_vectors(trained_dir: Path, train_dir: Path,
                                                            tmp_path: Path) -> None:
     metadata = project_model(trained_dir, train_dir, tmp_path / "lda", dims=3, progress=False)
@@ -103,6 +104,7 @@ def test_projected_model_embeds_the_projected_unit_vectors(trained_dir: Path, tr
         project_model(tmp_path / "lda", train_dir, tmp_path / "twice", dims=2, progress=False)
 
 
+@pytest.mark.slow
 def test_the_command_writes_the_model_or_says_what_is_wrong(trained_dir: Path, train_dir: Path,
                                                             tmp_path: Path) -> None:
     runner = CliRunner()

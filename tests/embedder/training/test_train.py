@@ -46,6 +46,7 @@ def weights_of(trainer: Trainer) -> list[np.ndarray]:
     return [np.asarray(v.numpy()) for v in trainer.net.weights]
 
 
+@pytest.mark.slow
 def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(
         tmp_path: Path, tiny_data: TrainingSet) -> None:
     query, _ = write_split(tmp_path / "val")
@@ -116,6 +117,7 @@ def test_dcl_losses_and_center_update(tiny_data: TrainingSet) -> None:
                                    atol=1e-5)
 
 
+@pytest.mark.slow
 def test_keep_last_exports_every_epoch_and_a_finished_checkpoint(tmp_path: Path,
                                                                   tiny_data: TrainingSet) -> None:
     query, _ = write_split(tmp_path / "val")
@@ -138,6 +140,7 @@ def test_keep_last_exports_every_epoch_and_a_finished_checkpoint(tmp_path: Path,
     assert not (tmp_path / "best-model").exists()  # the best epoch's weights are not in the checkpoint
 
 
+@pytest.mark.slow
 def test_a_distilled_run_starts_from_the_given_network_and_learns_the_teachers_targets(
         tmp_path: Path, train_dir: Path, teachers: list[Path]) -> None:
     Trainer(tiny_config(tmp_path / "source", data_dirs=(train_dir,), max_steps=0), None).run()
@@ -166,6 +169,7 @@ def test_a_distilled_run_starts_from_the_given_network_and_learns_the_teachers_t
         "teachers": [str(path) for path in teachers]}
 
 
+@pytest.mark.slow
 def test_a_distilled_run_exports_its_head_and_can_seed_another_distilled_run(
         tmp_path: Path, train_dir: Path, teachers: list[Path]) -> None:
     config = tiny_config(tmp_path / "student", data_dirs=(train_dir,), teachers=tuple(teachers), distill_dims=4)
