@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install serve test test-all
+.PHONY: install serve test test-fast
 
 install: $(STAMP)
 
@@ -22,8 +22,10 @@ serve: install
 	$(BIN)/reid db upgrade
 	$(BIN)/reid serve --host $(HOST) --port $(PORT)
 
+# The whole suite, slow tests included (what .ci/run runs).
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-all: install
-	$(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+# The quick loop while editing: everything but the tests marked slow.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
