@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 import cv2
 from skimage import data as skdata
 
+from base.images import BGRImage
 from detector.evaluation import MatchCounts, match_frame, read_mot_boxes
 from detector.ssdlite import SSDLitePersonDetector
-from embedder.base import BGRImage
 
 PROJECT = Path(__file__).resolve().parents[1]
 VIDEOS = (("pets09-s2l1.avi", "pets09-s2l1.gt.txt"), ("tud-campus.mp4", "tud-campus.gt.txt"))

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embedder.reid_model import ReidEmbedder
 from embedder.registry import SHIPPED_MODEL_DIR
+from embedder.reid_model import ReidEmbedder
 
 log = logging.getLogger(__name__)
 

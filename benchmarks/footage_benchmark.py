@@ -53,8 +53,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from base.boxes import iou_matrix
 from detector.base import Detection, Detector
-from detector.evaluation import Box, MatchCounts, iou_matrix, match_frame
+from detector.evaluation import Box, MatchCounts, match_frame
 from detector.registry import DEFAULT_DETECTOR, build_detector
 from embedder.base import Embedder
 from embedder.registry import build_embedder, default_embedder_spec

@@ -6,10 +6,8 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
-from embedder.base import BGRImage
-from embedder.lifecycle import LazyModel
+from base.images import BGRImage, check_bgr_image
+from base.lifecycle import LazyModel
 
 MIN_SCORE = 0.5  # the detector confidence a person box needs unless the caller says otherwise
 
@@ -70,13 +68,7 @@ class Detector(LazyModel):
             ValueError: an image is empty or ``min_score`` is outside [0, 1].
         """
         for i, image in enumerate(images):
-            if not (isinstance(image, np.ndarray) and image.dtype == np.uint8
-                    and image.ndim == 3 and image.shape[2] == 3):
-                got = (f"{image.dtype} array of shape {image.shape}"
-                       if isinstance(image, np.ndarray) else type(image).__name__)
-                raise TypeError(f"image {i} must be an (H, W, 3) uint8 BGR array, got {got}")
-            if image.shape[0] == 0 or image.shape[1] == 0:
-                raise ValueError(f"image {i} is empty: shape {image.shape}")
+            check_bgr_image(image, f"image {i}")
         if not 0.0 <= min_score <= 1.0:
             raise ValueError(f"min_score must be in [0, 1], got {min_score}")
         if len(images) == 0:

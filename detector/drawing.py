@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import cv2
-import numpy as np
 
+from base.images import BGRImage, check_bgr_image
 from detector.base import Detection
-from embedder.base import BGRImage
 
 # Bright BGR colours that stay readable with black text and a black outline on any background.
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -37,9 +36,7 @@ def draw_detections(image: BGRImage, detections: Sequence[Detection],
         TypeError: ``image`` is not an (H, W, 3) uint8 array.
         ValueError: ``labels`` and ``detections`` differ in length.
     """
-    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8
-            and image.ndim == 3 and image.shape[2] == 3):
-        raise TypeError("image must be an (H, W, 3) uint8 BGR array")
+    check_bgr_image(image)
     if labels is None:
         labels = [str(i) for i in range(1, len(detections) + 1)]
     if len(labels) != len(detections):

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from numpy.typing import NDArray
 
+from base.boxes import iou_matrix
 from detector.base import Detection
 
 Box = tuple[float, float, float, float]
@@ -61,23 +61,6 @@ def read_mot_boxes(path: str | Path) -> dict[int, list[Box]]:
         x, y, w, h = (float(v) for v in fields[2:6])
         boxes[int(float(fields[0]))].append((x, y, w, h))
     return dict(boxes)
-
-
-def iou_matrix(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.float64]:
-    """Compute intersection over union of every (x, y, w, h) box in ``a`` (N, 4) with ``b`` (M, 4).
-
-    Returns:
-        (N, M) float64 array in [0, 1].
-    """
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    left = np.maximum(a[:, None, 0], b[None, :, 0])
-    top = np.maximum(a[:, None, 1], b[None, :, 1])
-    right = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
-    bottom = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
-    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    union = (a[:, None, 2] * a[:, None, 3]) + (b[None, :, 2] * b[None, :, 3]) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def match_frame(detections: Sequence[Detection], truth: Sequence[Box], *,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from base.plugins import factory_at
 from detector.base import Detector
 from detector.ssdlite import SSDLitePersonDetector
 from detector.whole_image import WholeImageDetector
-from embedder.registry import factory_at
 
 DEFAULT_DETECTOR = "ssdlite"
 

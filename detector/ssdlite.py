@@ -18,8 +18,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from base.boxes import suppress_overlaps
+from base.images import BGRImage
 from detector.base import Detection, Detector
-from embedder.base import BGRImage
 
 log = logging.getLogger(__name__)
 
@@ -140,30 +141,12 @@ class SSDLitePersonDetector(Detector):
                  & (corners[:, 2] - corners[:, 0] >= self.min_height))
         corners, scores = corners[large], scores[large]
         found = []
-        for i in suppress_overlaps(corners, scores, self.nms_iou, self.max_containment):
+        boxes = np.stack([corners[:, 1], corners[:, 0], corners[:, 3] - corners[:, 1],
+                          corners[:, 2] - corners[:, 0]], axis=1)  # [ymin, xmin, ymax, xmax] -> x, y, w, h
+        for i in suppress_overlaps(boxes, scores, self.nms_iou, self.max_containment):
             top, left, bottom, right = corners[i].tolist()
             found.append(Detection(left, top, right - left, bottom - top, float(scores[i])))
         return found
-
-
-def suppress_overlaps(corners: NDArray[np.int64], scores: NDArray[np.float64],
-                       iou_limit: float, containment_limit: float) -> list[int]:
-    """Greedy NMS on [ymin, xmin, ymax, xmax] boxes (N, 4), by IoU and by containment.
-
-    Returns:
-        Indices of the kept boxes, best score first.
-    """
-    area = ((corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])).astype(np.float64)
-    low = np.maximum(corners[:, None, :2], corners[None, :, :2])
-    high = np.minimum(corners[:, None, 2:], corners[None, :, 2:])
-    inter = np.prod(np.clip(high - low, 0, None), axis=2).astype(np.float64)
-    iou = inter / (area[:, None] + area[None, :] - inter)
-    containment = inter / np.minimum(area[:, None], area[None, :])
-    keep: list[int] = []
-    for i in np.argsort(-scores, kind="stable").tolist():
-        if all(iou[i, j] <= iou_limit and containment[i, j] <= containment_limit for j in keep):
-            keep.append(i)
-    return keep
 
 
 def _to_model_input(image: BGRImage) -> NDArray[np.uint8]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from base.images import BGRImage
 from detector.base import Detection, Detector
-from embedder.base import BGRImage
 
 
 class WholeImageDetector(Detector):

@@ -8,10 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from embedder.lifecycle import LazyModel
+from base.images import BGRImage, check_bgr_image
+from base.lifecycle import LazyModel
 from embedder.metadata import ModelMetadata
-
-BGRImage = NDArray[np.uint8]
 
 FALLBACK_THRESHOLD = 0.5  # the match threshold of a model without a calibrated one
 
@@ -63,9 +62,7 @@ class Embedder(LazyModel):
             TypeError: an image is not an (H, W, 3) uint8 array.
         """
         for i, image in enumerate(images):
-            if not (isinstance(image, np.ndarray) and image.dtype == np.uint8
-                    and image.ndim == 3 and image.shape[2] == 3):
-                raise TypeError(f"image {i} must be an (H, W, 3) uint8 BGR array")
+            check_bgr_image(image, f"image {i}")
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.load()

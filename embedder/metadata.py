@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from base.integrity import verify_file
+
+log = logging.getLogger(__name__)
 
 METADATA_FILE = "metadata.json"
 
@@ -22,7 +27,8 @@ class ModelMetadata:
     calibrated cosine-similarity match threshold. ``projection`` describes a linear map
     appended to the trained network (``reid fit-projection``), empty when there is none.
     ``runtime`` says how an OpenVINO/ONNX network takes its input (``RuntimeInput``); empty for
-    Keras models.
+    Keras models. ``sha256`` maps each model file the directory holds to its SHA-256, checked
+    before the file loads.
     """
 
     model_id: str
@@ -38,8 +44,25 @@ class ModelMetadata:
     center_crops: tuple[float, ...] = (1.0,)
     projection: dict = field(default_factory=dict)
     runtime: dict = field(default_factory=dict)
+    sha256: dict[str, str] = field(default_factory=dict)
     threshold: float | None = None
     threshold_target_fmr: float | None = None
+
+    def verified(self, model_dir: Path, name: str) -> Path:
+        """Return the path of model file ``name`` in ``model_dir`` after checking its recorded SHA-256.
+
+        A directory from before digests were recorded has none to check; that is logged.
+
+        Raises:
+            IntegrityError: the file's digest differs from the recorded one.
+        """
+        path = Path(model_dir) / name
+        expected = self.sha256.get(name)
+        if expected is None:
+            log.warning("%s has no recorded SHA-256: loading it unchecked", path)
+        else:
+            verify_file(path, expected)
+        return path
 
     def save(self, model_dir: Path) -> Path:
         """Write ``metadata.json`` into ``model_dir`` and return its path."""

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from embedder.base import BGRImage
+from base.images import BGRImage
 
 
 def to_model_input(images: Sequence[BGRImage], size: tuple[int, int],

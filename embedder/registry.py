@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from base.plugins import factory_at
 from embedder.base import Embedder
 from embedder.runtime_model import NETWORK_SUFFIXES, load_runtime_embedder
 
-_FACTORY_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "reid-mobilenetv2"
 
 
@@ -28,14 +25,6 @@ def _reid_model(model_dir: Path, **kwargs: object) -> Embedder:
 
 
 _FACTORIES: dict[str, Callable[..., Embedder]] = {"imagenet-mobilenetv2": _imagenet}
-
-
-def factory_at(spec: str) -> Callable[..., Any] | None:
-    """Return the callable a ``module:attribute`` spec names (a plug-in's factory), else None."""
-    if not _FACTORY_PATH.fullmatch(spec):
-        return None
-    module, attribute = spec.split(":")
-    return getattr(importlib.import_module(module), attribute)
 
 
 def register_embedder(name: str, factory: Callable[..., Embedder]) -> None:

@@ -11,7 +11,8 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
-from embedder.base import BGRImage, Embedder
+from base.images import BGRImage
+from embedder.base import Embedder
 from embedder.metadata import ModelMetadata
 from embedder.preprocess import to_model_input
 
@@ -92,6 +93,8 @@ class ReidEmbedder(KerasEmbedder):
 
         Raises:
             FileNotFoundError: ``model_dir`` lacks ``model.keras`` or ``metadata.json``.
+
+        Loading raises ``IntegrityError`` when ``model.keras`` is not the file the metadata records.
         """
         self.model_dir = Path(model_dir)
         if not (self.model_dir / MODEL_FILE).is_file():
@@ -100,6 +103,6 @@ class ReidEmbedder(KerasEmbedder):
 
     def _read_model(self) -> keras.Model:
         """Load ``model.keras`` from the model directory."""
-        model = keras.saving.load_model(self.model_dir / MODEL_FILE, compile=False)
+        model = keras.saving.load_model(self.metadata.verified(self.model_dir, MODEL_FILE), compile=False)
         log.info("loaded %s from %s", self.model_id, self.model_dir)
         return model

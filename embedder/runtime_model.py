@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from embedder.base import BGRImage, Embedder
+from base.images import BGRImage
+from embedder.base import Embedder
 from embedder.metadata import METADATA_FILE, ModelMetadata
 from embedder.preprocess import to_model_input
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from base.images import BGRImage, encode_jpeg
 from detector.base import Detection, Detector
-from embedder.base import BGRImage, Embedder, l2_normalize
-from embedder.images import encode_jpeg
+from embedder.base import Embedder, l2_normalize
 from footage.appearance import colour_descriptors
 from footage.motion import MotionMeter, needs_analysis
 from footage.quality import CropQuality, gate, measure

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from embedder.base import BGRImage
+from base.images import BGRImage
 
 HUE_BINS = 8
 SATURATION_BINS = 4

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from embedder.base import BGRImage
+from base.images import BGRImage
 
 
 class MotionMeter:

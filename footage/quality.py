@@ -8,8 +8,8 @@ from enum import Enum
 import cv2
 import numpy as np
 
+from base.images import BGRImage
 from detector.base import Detection
-from embedder.base import BGRImage
 
 # Crops are resized to this (width, height) before measuring sharpness, so that the
 # figure does not depend on the crop's size.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import cv2
 
-from embedder.base import BGRImage
+from base.images import BGRImage
 
 
 class VideoError(ValueError):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from detector.evaluation import iou_matrix
+from base.boxes import iou_matrix
 
 APPEARANCE_MOMENTUM = 0.7  # share of the old appearance kept at each match
 VELOCITY_MOMENTUM = 0.5  # share of the old velocity kept at each match

@@ -19,11 +19,11 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from gallery import audit
 from gallery.errors import Conflict, InvalidInput, NotFound
 from gallery.models import ROLES, ApiKey, User, utcnow
+from gallery.passwords import check_password, hash_password
 
 KEY_SCHEME = "reid_"
 PREFIX_LENGTH = 12          # "reid_" + 7 random characters: shown in listings, used to find the row
@@ -165,7 +165,7 @@ def create_user(session: Session, username: str, password: str, role: str, *, ac
         raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
     if session.scalar(sa.select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"a user named {username!r} already exists")
-    user = User(username=username, password_hash=generate_password_hash(password, method="scrypt"),
+    user = User(username=username, password_hash=hash_password(password),
                 role=role)
     session.add(user)
     session.flush()
@@ -182,10 +182,10 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     user = session.scalar(sa.select(User).where(User.username == username)) if username else None
     if user is None:
         if not _DUMMY_HASH:
-            _DUMMY_HASH.append(generate_password_hash(secrets.token_hex(16), method="scrypt"))
-        check_password_hash(_DUMMY_HASH[0], password)
+            _DUMMY_HASH.append(hash_password(secrets.token_hex(16)))
+        check_password(_DUMMY_HASH[0], password)
         return None
-    if not check_password_hash(user.password_hash, password) or user.disabled:
+    if not check_password(user.password_hash, password) or user.disabled:
         return None
     return user
 

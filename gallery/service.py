@@ -10,18 +10,18 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
+from base.images import BGRImage, decode_image
 from detector.base import MIN_SCORE, Detection, Detector
-from embedder.base import BGRImage, Embedder
-from embedder.images import decode_image
+from embedder.base import Embedder
 from gallery import audit
 from gallery.db import release_erased
 from gallery.errors import Conflict, InvalidInput, NotFound
 from gallery.image_store import ImageStore
+from gallery.index_sync import SharedIndex, raise_generation, sync_index
 from gallery.lookup import get_or_not_found
 from gallery.models import Embedding, Image, Person, SightingMatch, pack_vector
 from gallery.ranking import PersonMatch, best_per_person, decide
 from gallery.sightings import SightingHit, Sightings
-from gallery.index_sync import SharedIndex, raise_generation, sync_index
 from gallery.uploads import (
     MAX_PIXELS,
     MIN_HEIGHT,

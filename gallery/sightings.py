@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-import hashlib
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
+from base.images import BGRImage
 from detector.base import Detection
-from embedder.base import BGRImage
 from footage.analysis import VideoAnalysis
 from footage.sampling import VideoError, read_frame
 from gallery import audit
@@ -24,7 +24,16 @@ from gallery.errors import NotFound
 from gallery.image_store import ImageStore
 from gallery.index_sync import SharedIndex
 from gallery.lookup import get_or_not_found
-from gallery.models import MAX_ID, Sighting, SightingCrop, SightingMatch, SightingVector, Video, pack_vector, unpack_vectors
+from gallery.models import (
+    MAX_ID,
+    Sighting,
+    SightingCrop,
+    SightingMatch,
+    SightingVector,
+    Video,
+    pack_vector,
+    unpack_vectors,
+)
 from gallery.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,7 @@ import hashlib
 import unicodedata
 from dataclasses import dataclass
 
-from embedder.base import BGRImage
-from embedder.images import ImageError, decode_image
+from base.images import BGRImage, ImageError, decode_image
 from gallery.errors import InvalidInput
 
 MAX_NAME_LENGTH = 200

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from sqlalchemy.orm import Session
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
 
-from embedder.base import BGRImage, Embedder
+from base.images import BGRImage
+from embedder.base import Embedder
 from embedder.registry import register_embedder
 from gallery.db import make_engine, make_session_factory, sqlite_url
 from gallery.schema import upgrade

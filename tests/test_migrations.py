@@ -6,7 +6,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -16,7 +15,15 @@ from sqlalchemy.orm import Session
 from detector.registry import build_detector
 from gallery.access import create_key, create_user
 from gallery.db import make_engine, make_session_factory, sqlite_url
-from gallery.models import Base, Person, Sighting, SightingCrop, SightingMatch, SightingVector, Video
+from gallery.models import (
+    Base,
+    Person,
+    Sighting,
+    SightingCrop,
+    SightingMatch,
+    SightingVector,
+    Video,
+)
 from gallery.schema import alembic_config, current_revision, upgrade
 from gallery.service import Gallery
 from gallery.uploads import Upload

@@ -6,11 +6,19 @@ import base64
 from pathlib import Path
 
 import cv2
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
+from base.images import decode_image, encode_jpeg
 from detector.base import Detection
 from detector.drawing import draw_detections
-from embedder.images import decode_image, encode_jpeg
 from web import params
 from web.auth import actor, requires
 from web.searching import search_request

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from embedder.base import BGRImage
+from base.images import BGRImage
 from gallery.service import SearchResponse
 from gallery.uploads import check_image
 from web import params

@@ -14,7 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from embedder.base import BGRImage, Embedder
+from base.images import read_image
+from embedder.base import Embedder
 from embedder.datasets import LabelledImage, list_identity_folders
 from embedder.evaluation.metrics import (
     cmc_and_map,
@@ -23,7 +24,6 @@ from embedder.evaluation.metrics import (
     verification_metrics,
 )
 from embedder.evaluation.rerank import K1, K2, LAMBDA, k_reciprocal_distances
-from embedder.images import ImageError, decode_image
 from embedder.metadata import ModelMetadata
 
 log = logging.getLogger(__name__)
@@ -102,18 +102,6 @@ class CalibrationResult:
     def to_dict(self) -> dict[str, Any]:
         """Return the result as JSON-ready values."""
         return asdict(self)
-
-
-def read_image(path: Path) -> BGRImage:
-    """Read an image file into an (H, W, 3) uint8 BGR array.
-
-    Raises:
-        ImageError: the file cannot be read or decoded; the message names the file.
-    """
-    try:
-        return decode_image(Path(path).read_bytes())
-    except (OSError, ImageError) as error:
-        raise ImageError(f"{path}: {error}") from error
 
 
 def _cameras(items: list[LabelledImage]) -> list[int | None]:

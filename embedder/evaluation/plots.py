@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 from matplotlib.figure import Figure
 
-from embedder.base import BGRImage
-from embedder.evaluation.evaluate import EvaluationReport, read_image
+from base.images import BGRImage, read_image
+from embedder.evaluation.evaluate import EvaluationReport
 from embedder.evaluation.metrics import roc_curve, valid_gallery_mask
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ import tensorflow as tf
 from numpy.typing import NDArray
 from tqdm import tqdm
 
+from base.images import read_image
 from embedder.datasets import LabelledImage, list_sources
-from embedder.evaluation.evaluate import read_image
 from embedder.preprocess import to_model_input
 
 log = logging.getLogger(__name__)

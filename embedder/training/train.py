@@ -40,6 +40,7 @@ from embedder.evaluation.evaluate import (
     store_calibration,
 )
 from embedder.metadata import ModelMetadata
+from embedder.registry import build_embedder
 from embedder.reid_model import KerasEmbedder
 from embedder.training.checkpoint import (
     CHECKPOINT_FILE,
@@ -51,8 +52,13 @@ from embedder.training.checkpoint import (
     read_state,
     save_checkpoint,
 )
-from embedder.training.data import PKSampler, TrainingSet, epoch_dataset, load_training_set, zoom_view_windows
-from embedder.registry import build_embedder
+from embedder.training.data import (
+    PKSampler,
+    TrainingSet,
+    epoch_dataset,
+    load_training_set,
+    zoom_view_windows,
+)
 from embedder.training.distillation import target_dims, teacher_targets
 from embedder.training.export import export, weights_digest
 from embedder.training.losses import (

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from skimage import data
 
+from base.images import BGRImage
 from detector.ssdlite import SSDLitePersonDetector
-from embedder.base import BGRImage
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import pytest
 
+from base.images import BGRImage
 from detector.evaluation import MatchCounts, match_frame, read_mot_boxes
 from detector.ssdlite import SSDLitePersonDetector
-from embedder.base import BGRImage
 
 FOOTAGE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "footage"
 

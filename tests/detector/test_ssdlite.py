@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.evaluation import iou_matrix
-from detector.ssdlite import GRAPH_PACKAGE, SSDLitePersonDetector, suppress_overlaps
+from base.boxes import iou_matrix
+from detector.ssdlite import GRAPH_PACKAGE, SSDLitePersonDetector
 
 # The astronaut's body in the 512x512 image, drawn by hand: (x, y, w, h).
 ASTRONAUT_BOX = (0, 20, 375, 492)
@@ -77,19 +77,6 @@ def test_min_size_drops_small_boxes(ssdlite: SSDLitePersonDetector, astronaut: n
     monkeypatch.setattr(ssdlite, "min_height", 1)
     monkeypatch.setattr(ssdlite, "min_width", box.w + 1)
     assert ssdlite.detect(astronaut) == []
-
-
-def test_suppress_overlaps_keeps_best_of_duplicates_and_drops_contained_parts() -> None:
-    corners = np.array([
-        [0, 0, 100, 50],     # whole person
-        [5, 2, 100, 52],     # duplicate, IoU ~0.87
-        [10, 10, 50, 40],    # part inside the first
-        [0, 200, 100, 250],  # another person, no overlap
-    ])
-    scores = np.array([0.6, 0.9, 0.8, 0.3])
-    assert suppress_overlaps(corners, scores, 0.5, 0.9) == [1, 3]
-    assert suppress_overlaps(corners, scores, 1.0, 1.0) == [1, 2, 0, 3]
-    assert suppress_overlaps(corners[:0], scores[:0], 0.5, 0.9) == []
 
 
 def test_missing_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.embedder.teacher_reference import REFERENCE_FILE, TEACHERS, fixed_person_image
+from tests.embedder.teacher_reference import (
+    REFERENCE_FILE,
+    TEACHERS,
+    fixed_person_image,
+)
 
 SAVED_DIMS = 16
 

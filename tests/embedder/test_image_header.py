@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from embedder.image_header import image_size
-from embedder.images import ImageError, decode_image
+from base.image_header import image_size
+from base.images import ImageError, decode_image
 from tests.hardening.corpus import jpeg_claiming, png_bomb, png_claiming
 
 IMAGE = np.random.default_rng(0).integers(0, 256, size=(37, 53, 3), dtype=np.uint8)

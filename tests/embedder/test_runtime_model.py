@@ -12,7 +12,11 @@ import pytest
 from embedder.metadata import ModelMetadata
 from embedder.registry import build_embedder
 from embedder.runtime_model import RuntimeEmbedder, RuntimeInput, load_runtime_embedder
-from tests.embedder.teacher_reference import REFERENCE_FILE, TEACHERS, fixed_person_image
+from tests.embedder.teacher_reference import (
+    REFERENCE_FILE,
+    TEACHERS,
+    fixed_person_image,
+)
 
 TEACHERS_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "teachers"
 WEIGHTS = np.array([[1.0, 0.0, 2.0, -1.0], [0.0, 1.0, 0.5, 1.0], [0.5, -1.0, 0.0, 1.0]], np.float32)

@@ -10,8 +10,12 @@ import numpy as np
 import pytest
 
 from embedder.backbone.mobilenet_v2 import imagenet_weights_path
-from embedder.backbone.torch_legacy import (MAGIC_NUMBER, PROTOCOL_VERSION, LegacyFormatError,
-                                            read_legacy_state_dict)
+from embedder.backbone.torch_legacy import (
+    MAGIC_NUMBER,
+    PROTOCOL_VERSION,
+    LegacyFormatError,
+    read_legacy_state_dict,
+)
 
 # Pickle protocol 2 opcodes, to write the state dict the way torch.save does without torch.
 PROTO2, MARK, TUPLE, EMPTY_TUPLE, REDUCE = b"\x80\x02", b"(", b"t", b")", b"R"

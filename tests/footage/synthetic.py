@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from base.images import BGRImage
 from detector.base import Detection, Detector
-from embedder.base import BGRImage
 
 WIDTH, HEIGHT = 320, 240
 FPS = 10.0

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from embedder.base import BGRImage, Embedder
+from base.images import BGRImage
+from embedder.base import Embedder
 from footage.analysis import VideoAnalysis, analyse_video
 from footage.sampling import VideoError
 from tests.conftest import ThumbnailEmbedder

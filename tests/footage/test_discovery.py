@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from footage.discovery import (StartSource, camera_name, content_hash, find_videos, parse_time,
-                               recording_start, time_from_name)
+from footage.discovery import (
+    StartSource,
+    camera_name,
+    content_hash,
+    find_videos,
+    parse_time,
+    recording_start,
+    time_from_name,
+)
 from tests.footage.synthetic import Walker, write_video
 
 

@@ -15,7 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gallery.db import make_engine, make_session_factory
 from gallery.footage_indexing import index_footage
-from gallery.models import Person, Sighting, SightingCrop, SightingMatch, SightingVector, Video
+from gallery.models import (
+    Person,
+    Sighting,
+    SightingCrop,
+    SightingMatch,
+    SightingVector,
+    Video,
+)
 from gallery.service import Gallery
 from gallery.sightings import PurgeReceipt
 from gallery.uploads import Upload

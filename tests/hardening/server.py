@@ -25,7 +25,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from gallery.db import make_engine, sqlite_url
-from gallery.models import Embedding, Image, Person, Sighting, SightingCrop, SightingVector, Video
+from gallery.models import (
+    Embedding,
+    Image,
+    Person,
+    Sighting,
+    SightingCrop,
+    SightingVector,
+    Video,
+)
 from gallery.schema import upgrade
 from gallery.vector_index import VectorIndex
 from tests.conftest import PROJECT_ROOT, ThumbnailEmbedder, jpeg_bytes, person_image

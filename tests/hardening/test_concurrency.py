@@ -20,8 +20,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.hardening.server import (Server, enroll, migrated_data_dir, percentiles, person_jpegs,
-                                    request, search, sha256, stored, top_person, write_results)
+from tests.hardening.server import (
+    Server,
+    enroll,
+    migrated_data_dir,
+    percentiles,
+    person_jpegs,
+    request,
+    search,
+    sha256,
+    stored,
+    top_person,
+    write_results,
+)
 
 pytestmark = pytest.mark.slow  # a real server under a minute of load
 

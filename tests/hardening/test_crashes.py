@@ -28,9 +28,23 @@ from footage.analysis import analyse_video
 from tests.conftest import PROJECT_ROOT, ThumbnailEmbedder
 from tests.footage.conftest import SETTINGS
 from tests.footage.synthetic import ColourDetector, Walker, write_video
-from tests.hardening.server import (Server, enroll, kill_group, migrated_data_dir, percentiles,
-                                    person_jpegs, reid_command, reid_env, request, search, sha256,
-                                    stored, stored_footage, top_person, write_results)
+from tests.hardening.server import (
+    Server,
+    enroll,
+    kill_group,
+    migrated_data_dir,
+    percentiles,
+    person_jpegs,
+    reid_command,
+    reid_env,
+    request,
+    search,
+    sha256,
+    stored,
+    stored_footage,
+    top_person,
+    write_results,
+)
 
 pytestmark = pytest.mark.slow  # real servers killed and restarted, 20 times per operation
 

@@ -5,13 +5,12 @@ every stored file referenced).
 
 from __future__ import annotations
 
-import pytest
-
 import functools
 import io
 from pathlib import Path
 
 import cv2
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given, settings

@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 from click.testing import CliRunner
 
-from embedder.base import BGRImage, Embedder
+from base.images import BGRImage
+from embedder.base import Embedder
 from web.cli import cli
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ import sys
 from datetime import UTC, datetime
 
 import click
-from sqlalchemy.orm import Session
 from flask.cli import with_appcontext
+from sqlalchemy.orm import Session
 
 from gallery import access, audit
 from gallery.models import ROLES

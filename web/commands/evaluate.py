@@ -7,19 +7,18 @@ from pathlib import Path
 
 import click
 
+from base.images import ImageError, read_image
 from embedder import registry
 from embedder.base import FALLBACK_THRESHOLD, Embedder
 from embedder.evaluation.evaluate import (
     EvaluationReport,
     calibrate,
     evaluate_folders,
-    read_image,
     reranked_figures,
     store_calibration,
     with_threshold,
 )
 from embedder.evaluation.rerank import K1, K2, LAMBDA
-from embedder.images import ImageError
 
 _folder = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
 _image = click.Path(exists=True, file_okay=True, dir_okay=False, path_type=Path)
@@ -114,7 +113,9 @@ def evaluate_command(query_dir: Path, gallery_dir: Path, model_spec: str | None,
                      batch_size: int, rerank: bool, rerank_k1: int, rerank_k2: int,
                      rerank_lambda: float) -> None:
     """Measure rank-1/5/10, mAP and verification figures of a model on query/gallery folders."""
-    from embedder.evaluation.plots import write_plots  # matplotlib loads only when asked for
+    from embedder.evaluation.plots import (
+        write_plots,  # matplotlib loads only when asked for
+    )
 
     embedder = _build_embedder(model_spec)
     threshold, source = embedder.match_threshold(threshold)

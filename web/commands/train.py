@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from embedder.images import ImageError
+from base.images import ImageError
 from embedder.training.lda import DIMS, SHRINKAGE
 
 _folder = click.Path(file_okay=False, dir_okay=True, path_type=Path)
@@ -70,7 +70,7 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
 @click.command("train")
 @click.argument("data_dirs", nargs=-1, required=True, type=_folder)
 @click.option("--out", "out_dir", cls=TrainConfigOption, type=_folder,
-              help="Model directory to write (model.keras, model.json + model.h5, metadata.json); "
+              help="Model directory to write (model.keras, metadata.json); "
                    "rewritten whenever validation improves, or every epoch without validation.")
 @click.option("--checkpoint-dir", cls=TrainConfigOption, type=_folder,
               help="Working checkpoint (checkpoint.npz) and history.jsonl.")
@@ -169,7 +169,11 @@ def train_command(data_dirs: tuple[Path, ...], out_dir: Path, checkpoint_dir: Pa
         if not data_dir.is_dir():
             raise click.ClickException(f"{data_dir} is not a directory; DATA_DIR must hold one folder "
                                        "of images per person")
-    from embedder.training.train import TrainConfig, configure_threads, train  # loads TensorFlow
+    from embedder.training.train import (  # loads TensorFlow
+        TrainConfig,
+        configure_threads,
+        train,
+    )
 
     configure_threads(threads)
     logging.basicConfig(level=logging.INFO,  # no-op under `reid`, which configures logging
@@ -235,7 +239,31 @@ def fit_projection_command(data_dir: Path, model_dir: Path, out_dir: Path, dims:
                f"calibrate it next: reid calibrate --model {out_dir} --query ... --gallery ...")
 
 
+@click.command("export")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=_folder, required=True, help="Model directory to write.")
+@click.option("--format", "form", type=click.Choice(["keras-json-h5"]), default="keras-json-h5",
+              show_default=True,
+              help="keras-json-h5: model.json (the architecture, for keras.models.model_from_json) "
+                   "and model.h5 (the weights, for load_weights), with metadata.json.")
+def export_command(model_dir: Path, out_dir: Path, form: str) -> None:
+    """Write MODEL_DIR's model in another format (its metadata.json comes along).
+
+    \b
+    Example:
+      reid export embedder/models/reid-mobilenetv2 --out /tmp/reid-h5 --format keras-json-h5
+    """
+    from base.integrity import IntegrityError
+    from embedder.training.export import export_keras_json_h5  # loads TensorFlow
+
+    try:
+        written = export_keras_json_h5(model_dir, out_dir)
+    except (OSError, IntegrityError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"wrote {form} model to {written}")
+
+
 def register(group: click.Group) -> None:
-    """Add ``train`` and ``fit-projection`` to ``group``."""
-    group.add_command(train_command)
-    group.add_command(fit_projection_command)
+    """Add ``train``, ``fit-projection`` and ``export`` to ``group``."""
+    for command in (train_command, fit_projection_command, export_command):
+        group.add_command(command)

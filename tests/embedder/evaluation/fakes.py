@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from embedder.base import BGRImage, Embedder
+from base.images import BGRImage
+from embedder.base import Embedder
 from embedder.metadata import ModelMetadata
 
 # Top and bottom BGR colours of each person (shirt, trousers).

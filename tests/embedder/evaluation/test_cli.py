@@ -13,7 +13,12 @@ from click.testing import CliRunner, Result
 from embedder import registry
 from embedder.metadata import ModelMetadata
 from tests.embedder.evaluation.fakes import PERSON_COLOURS, ColourEmbedder, person_image
-from web.commands.evaluate import calibrate_command, evaluate_command, register, verify_command
+from web.commands.evaluate import (
+    calibrate_command,
+    evaluate_command,
+    register,
+    verify_command,
+)
 
 
 @pytest.fixture

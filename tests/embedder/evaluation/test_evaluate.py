@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from base.images import ImageError
 from embedder.evaluation.evaluate import (
     EvaluationReport,
     calibrate,
@@ -18,7 +19,6 @@ from embedder.evaluation.evaluate import (
 )
 from embedder.evaluation.metrics import cmc_and_map
 from embedder.evaluation.plots import TILE_SIZE, write_plots
-from embedder.images import ImageError
 from embedder.metadata import ModelMetadata
 from tests.embedder.evaluation.fakes import CONFUSED_QUERY, ColourEmbedder
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import keras
 from click.testing import CliRunner
 
-from web.commands.train import register, train_command
+from embedder.metadata import ModelMetadata
+from embedder.training.export import export
+from embedder.training.model import build_reid_net
+
+from web.commands.train import export_command, register, train_command
 
 
 def test_help_names_the_options() -> None:
@@ -44,3 +49,15 @@ def test_register_adds_the_command_to_a_group() -> None:
     group = click.Group("reid")
     register(group)
     assert group.get_command(click.Context(group), "train") is train_command
+
+
+def test_export_writes_the_seeds_form_and_refuses_a_missing_model(tmp_path: Path) -> None:
+    keras.utils.set_random_seed(0)
+    model = build_reid_net(3, (64, 32), pretrained=False).inference_model()
+    export(model, tmp_path / "model", ModelMetadata(model_id="m", input_size=(64, 32), embedding_dim=1280))
+    result = CliRunner().invoke(export_command, [str(tmp_path / "model"), "--out", str(tmp_path / "h5")])
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in (tmp_path / "h5").iterdir()) == ["metadata.json", "model.h5", "model.json"]
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(export_command, [str(tmp_path / "empty"), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "metadata.json" in result.output

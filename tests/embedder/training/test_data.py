@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.embedder.training.fakes import write_training_tree
-
 from embedder.training.data import (
     ERASE_FILL,
     PKSampler,
@@ -20,6 +18,7 @@ from embedder.training.data import (
     zoom,
     zoom_view_windows,
 )
+from tests.embedder.training.fakes import write_training_tree
 
 LABELS = np.repeat(np.arange(10), [2, 3, 4, 5, 6, 7, 8, 9, 1, 12])
 

@@ -9,7 +9,11 @@ import pytest
 
 from embedder.datasets import list_identity_folders
 from embedder.registry import build_embedder
-from embedder.training.distillation import cached_teacher_vectors, target_dims, teacher_targets
+from embedder.training.distillation import (
+    cached_teacher_vectors,
+    target_dims,
+    teacher_targets,
+)
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from base.integrity import IntegrityError, file_sha256
 from embedder.base import l2_normalize
 from embedder.metadata import ModelMetadata
 from embedder.preprocess import to_model_input
@@ -20,7 +22,7 @@ from embedder.training.checkpoint import (
     save_checkpoint,
     to_bfloat16_bits,
 )
-from embedder.training.export import export
+from embedder.training.export import export, export_keras_json_h5
 from embedder.training.model import build_reid_net
 
 SIZE = (64, 32)
@@ -48,11 +50,33 @@ def test_keras_file_reloads_to_identical_outputs(exported: tuple[keras.Model, Pa
     np.testing.assert_array_equal(model.predict(batch(), verbose=0), reloaded.predict(batch(), verbose=0))
 
 
-def test_json_and_h5_reload_to_identical_outputs(exported: tuple[keras.Model, Path]) -> None:
+def test_the_export_holds_only_what_the_service_loads_with_its_digest(exported: tuple[keras.Model, Path]) -> None:
+    _, out_dir = exported
+    assert sorted(path.name for path in out_dir.iterdir()) == ["metadata.json", "model.keras"]
+    metadata = ModelMetadata.load(out_dir)
+    assert metadata.sha256 == {"model.keras": file_sha256(out_dir / "model.keras")}
+
+
+def test_the_seeds_json_and_h5_form_is_made_on_demand_and_round_trips(
+        exported: tuple[keras.Model, Path], tmp_path: Path) -> None:
     model, out_dir = exported
-    reloaded = keras.models.model_from_json((out_dir / "model.json").read_text())
-    reloaded.load_weights(out_dir / "model.h5")
+    seed_form = export_keras_json_h5(out_dir, tmp_path / "seed")
+    reloaded = keras.models.model_from_json((seed_form / "model.json").read_text())
+    reloaded.load_weights(seed_form / "model.h5")
     np.testing.assert_array_equal(model.predict(batch(), verbose=0), reloaded.predict(batch(), verbose=0))
+    metadata = ModelMetadata.load(seed_form)
+    assert metadata.model_id == "test-reid" and sorted(metadata.sha256) == ["model.h5", "model.json"]
+
+
+def test_a_damaged_model_file_is_refused_before_it_loads(exported: tuple[keras.Model, Path], tmp_path: Path) -> None:
+    _, out_dir = exported
+    copy = tmp_path / "copy"
+    shutil.copytree(out_dir, copy)
+    data = bytearray((copy / "model.keras").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside the weights
+    (copy / "model.keras").write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="damaged or was replaced"):
+        ReidEmbedder(copy).load()
 
 
 def test_reid_embedder_loads_the_directory(exported: tuple[keras.Model, Path]) -> None:

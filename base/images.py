@@ -1,16 +1,48 @@
-"""Decoding uploaded bytes into BGR images, apart from any model."""
+"""BGR images: the type, the one check of it, and decoding, encoding and reading them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
-from embedder.base import BGRImage
-from embedder.image_header import image_size
+from base.image_header import image_size
+
+BGRImage = NDArray[np.uint8]
 
 
 class ImageError(ValueError):
     """An upload that is not a usable image; the message says why."""
+
+
+def check_bgr_image(image: object, name: str = "image") -> None:
+    """Check that ``image`` is a non-empty (H, W, 3) uint8 array.
+
+    Raises:
+        TypeError: it is not an (H, W, 3) uint8 array; the message says what it is.
+        ValueError: it has no rows or no columns.
+    """
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8
+            and image.ndim == 3 and image.shape[2] == 3):
+        got = (f"{image.dtype} array of shape {image.shape}"
+               if isinstance(image, np.ndarray) else type(image).__name__)
+        raise TypeError(f"{name} must be an (H, W, 3) uint8 BGR array, got {got}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {image.shape}")
+
+
+def read_image(path: Path) -> BGRImage:
+    """Read an image file into an (H, W, 3) uint8 BGR array.
+
+    Raises:
+        ImageError: the file cannot be read or decoded; the message names the file.
+    """
+    try:
+        return decode_image(Path(path).read_bytes())
+    except (OSError, ImageError) as error:
+        raise ImageError(f"{path}: {error}") from error
 
 
 def decode_image(data: bytes, *, min_width: int = 1, min_height: int = 1,
