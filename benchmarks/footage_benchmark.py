@@ -211,7 +211,7 @@ def search_figures(analysis: VideoAnalysis, truth: GroundTruth, embedder: Embedd
     Each crop is searched once, at the lowest threshold; a higher one keeps the sightings scoring
     at least it, which is what searching at it returns (sightings come best first)."""
     import tempfile
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     from detector.whole_image import WholeImageDetector
     from footage.discovery import content_hash
@@ -221,7 +221,7 @@ def search_figures(analysis: VideoAnalysis, truth: GroundTruth, embedder: Embedd
 
     threshold = embedder.calibrated_threshold()
     assert threshold is not None, f"{embedder.model_id} has no calibrated threshold"
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     owner = {(t.start_frame, t.end_frame): label
              for t, label in zip(analysis.tracks, track_identities(analysis, truth))}
     frames_of: dict[int, set[int]] = defaultdict(set)

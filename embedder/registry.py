@@ -58,8 +58,8 @@ def build_embedder(spec: str, **kwargs: object) -> Embedder:
     path = Path(spec)
     if (path / "model.keras").is_file():
         return _reid_model(path, **kwargs)
-    if path.suffix in NETWORK_SUFFIXES and path.is_file() or path.is_dir() and any(
-            child.suffix in NETWORK_SUFFIXES for child in path.iterdir()):
+    if (path.suffix in NETWORK_SUFFIXES and path.is_file()) or (path.is_dir() and any(
+            child.suffix in NETWORK_SUFFIXES for child in path.iterdir())):
         return load_runtime_embedder(path, **kwargs)  # type: ignore[arg-type]
     raise KeyError(
         f"unknown embedder {spec!r}: give one of {', '.join(known_embedders())}, a model directory "

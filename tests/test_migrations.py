@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -115,7 +115,7 @@ def populate(url: str, data_dir: Path) -> None:
         gallery.delete_person(session, persons[1].id)
         create_key(session, "viewer", "ops", actor="cli:test")
         create_user(session, "alice", "correct horse battery", "admin", actor="cli:test")
-        start = datetime(2026, 11, 27, tzinfo=timezone.utc)
+        start = datetime(2026, 11, 27, tzinfo=UTC)
         video = Video(path="/rec/lobby.avi", camera="lobby", sha256="0" * 64, model_id="m", settings="s",
                       recorded_start=start, fps=25.0, frame_count=10, frames_analysed=10,
                       duration_s=0.4, processing_s=0.1)

@@ -3,8 +3,9 @@
 Every request is resolved to a principal before its view runs: an ``X-API-Key`` header
 (API and pages alike), else on the pages the signed-in user of the session cookie, else
 nobody. While no key and no user exist (open mode) everyone is ``open`` with every role;
-``reid serve`` then listens on this machine only, and requests from other addresses are refused. Each view declares the role it needs with
-``@requires(role)`` or ``@public``; a view that declares nothing needs ``admin``.
+``reid serve`` then listens on this machine only, and requests from other addresses are refused.
+Each view declares the role it needs with ``@requires(role)`` or ``@public``; a view that
+declares nothing needs ``admin``.
 
 Forms on the pages carry a per-session CSRF token, checked on every unsafe request except
 those authenticated by an API key (a browser cannot send that header cross-site). Unsafe

@@ -28,7 +28,7 @@ def _expanded_neighbours(ranks: NDArray[np.intp], i: int, k1: int) -> NDArray[np
     neighbours = _k_reciprocal(ranks, i, k1)
     expanded = [neighbours]
     for candidate in neighbours:
-        candidate_set = _k_reciprocal(ranks, int(candidate), int(round(k1 / 2)))
+        candidate_set = _k_reciprocal(ranks, int(candidate), round(k1 / 2))
         if np.intersect1d(candidate_set, neighbours).size > 2 / 3 * candidate_set.size:
             expanded.append(candidate_set)
     return np.unique(np.concatenate(expanded))

@@ -35,5 +35,5 @@ def test_read_mot_boxes(tmp_path: Path) -> None:
     path.write_text("1,9,311.9,98.8,19.4,47.0\n1,2,1,2,3,4,1,-1,-1,-1\n\n3,1,0,0,5,6\n")
     assert read_mot_boxes(path) == {1: [(311.9, 98.8, 19.4, 47.0), (1, 2, 3, 4)], 3: [(0, 0, 5, 6)]}
     path.write_text("1,2,3\n")
-    with pytest.raises(ValueError, match="gt.txt:1"):
+    with pytest.raises(ValueError, match=r"gt\.txt:1"):
         read_mot_boxes(path)

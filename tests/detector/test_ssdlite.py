@@ -59,7 +59,7 @@ def test_boxes_are_clipped_and_sorted(
         assert found, "expected at least one box"
         height, width = image.shape[:2]
         for d in found:
-            assert 0 <= d.x and 0 <= d.y and d.w > 0 and d.h > 0
+            assert d.x >= 0 and d.y >= 0 and d.w > 0 and d.h > 0
             assert d.x + d.w <= width and d.y + d.h <= height
             assert all(isinstance(v, int) for v in d.as_list())
         scores = [d.score for d in found]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.both_databases
 
 DETECTOR = "tests.footage.synthetic:ColourDetector"
 EMBEDDER = "tests.conftest:ThumbnailEmbedder"
-START = datetime(2026, 11, 27, 22, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 27, 22, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_links_both_ways_and_removed_with_the_person(sessions, gallery, recordin
     with sessions() as session:
         late = gallery.enroll(session, "enrolled after", [walker_crop(1)])
         for person in (early, late):
-            (match, sighting, video), = gallery.sightings.for_person(session, person.id, 0.9)
+            (match, _sighting, video), = gallery.sightings.for_person(session, person.id, 0.9)
             assert video.camera == "gate-3" and match.score >= 0.9
         gallery.delete_person(session, late.id)
         assert session.scalar(sa.select(sa.func.count()).select_from(SightingMatch)) == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import cv2
 import pytest
@@ -16,7 +16,7 @@ from gallery.service import Gallery
 from tests.conftest import SHARED_DATA
 
 VIDEO = SHARED_DATA / "footage" / "tud-campus.mp4"
-START = datetime(2026, 11, 27, 22, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 27, 22, 0, tzinfo=UTC)
 
 pytestmark = [
     pytest.mark.data,

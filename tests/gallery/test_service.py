@@ -51,8 +51,8 @@ def test_enroll_then_search_finds_the_person_first(session: Session, gallery: Ga
 def test_bad_upload_stores_nothing(session: Session, gallery: Gallery, data_dir: Path) -> None:
     gallery.enroll(session, "kept", uploads(1, range(1)))
     before = counts(session), sorted((data_dir / "images").rglob("*"))
-    bad = uploads(2, range(2)) + [Upload(b"not an image", "notes.txt")]
-    with pytest.raises(InvalidInput, match="notes.txt: the file is not an image"):
+    bad = [*uploads(2, range(2)), Upload(b"not an image", "notes.txt")]
+    with pytest.raises(InvalidInput, match=r"notes\.txt: the file is not an image"):
         gallery.enroll(session, "refused", bad)
     with pytest.raises(InvalidInput, match="a name is required"):
         gallery.enroll(session, "  ", uploads(2, range(1)))

@@ -6,6 +6,7 @@ models (no TensorFlow), wait for ``/api/health``, stop it, or SIGKILL its whole 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -74,10 +75,8 @@ def free_port() -> int:
 
 def kill_group(process: subprocess.Popen) -> None:
     """SIGKILL ``process`` and every process in its group (it leads its own session)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait(timeout=30)
 
 
@@ -132,10 +131,8 @@ class Server:
         if self.process is None:
             return
         self.process.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
         kill_group(self.process)
         self.process = None
 

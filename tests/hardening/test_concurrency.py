@@ -181,10 +181,10 @@ def prober(port: int, deadline: float, log: AccessLog, tally: Tally, trials: lis
             status, body = enroll(port, name, images, connection=writer)
             assert status == 201, body
             pid = body["person"]["id"]
-            appear, appear_tries = wait_visible(port, reader, images[0], lambda b: names(b)[:1] == [name])
+            appear, appear_tries = wait_visible(port, reader, images[0], lambda b, name=name: names(b)[:1] == [name])
             status, _ = request(port, "DELETE", f"/api/persons/{pid}", connection=writer)
             assert status == 200
-            vanish, vanish_tries = wait_visible(port, reader, images[0], lambda b: name not in names(b))
+            vanish, vanish_tries = wait_visible(port, reader, images[0], lambda b, name=name: name not in names(b))
             pinned = log.worker(writer, port) == writer_pid and log.worker(reader, port) == reader_pid
             trials.append({"enroll_visible_s": appear, "enroll_searches": appear_tries,
                            "delete_visible_s": vanish, "delete_searches": vanish_tries, "pinned": pinned})

@@ -10,6 +10,7 @@ stored files agree.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import itertools
 import random
@@ -162,7 +163,7 @@ def enroll_loop(port: int, ledger: Ledger, load: Load, rng: random.Random, prefi
                 ledger.sent[name] = frozenset(sha256(data) for data in images)
                 ledger.first_image[name] = images[0]
             try:
-                status, body = load.timed(lambda: enroll(port, name, images, timeout=20))
+                status, body = load.timed(functools.partial(enroll, port, name, images, timeout=20))
             except GONE:
                 return
             with ledger.lock:
@@ -186,7 +187,7 @@ def delete_loop(port: int, ledger: Ledger, load: Load, pool: list[str]) -> Calla
                 ledger.delete_sent.add(name)
             pid = ledger.acked[name]
             try:
-                status, body = load.timed(lambda: request(port, "DELETE", f"/api/persons/{pid}", timeout=20))
+                status, body = load.timed(functools.partial(request, port, "DELETE", f"/api/persons/{pid}", timeout=20))
             except GONE:
                 return
             with ledger.lock:
@@ -207,7 +208,7 @@ def search_loop(port: int, ledger: Ledger, load: Load, rng: random.Random) -> Ca
                 name = rng.choice(ledger.alive())
                 pid, image = ledger.acked[name], ledger.first_image[name]
             try:
-                status, body = load.timed(lambda: search(port, image, timeout=20))
+                status, body = load.timed(functools.partial(search, port, image, timeout=20))
             except GONE:
                 return
             if status != 200 or top_person(body) != pid:
@@ -401,7 +402,7 @@ def test_index_footage_survives_kills(tmp_path: Path, figures: dict) -> None:
             time.sleep(0.002)
         if seen:
             to_first.append(seen[0] - started)
-        gaps += [b - a for a, b in zip(seen, seen[1:])]
+        gaps += [b - a for a, b in itertools.pairwise(seen)]
         if wait_for == 0:  # anywhere from start-up to the first video's record
             time.sleep(rng.uniform(0.0, 1.1) * typical(to_first, default=4.0))
         else:              # between this video's record and the next one's

@@ -29,7 +29,7 @@ def sample_images() -> list[bytes]:
     samples = [cv2.imencode(ext, person_image(p, v))[1].tobytes()
                for p, v in [(11, 0), (11, 1), (12, 0)] for ext in (".jpg", ".png")]
     samples += [cv2.imencode(ext, person_image(13))[1].tobytes() for ext in (".bmp", ".webp", ".gif")]
-    return samples + [png_claiming(30_000, 30_000), jpeg_claiming(9_000, 9_000)]
+    return [*samples, png_claiming(30_000, 30_000), jpeg_claiming(9_000, 9_000)]
 
 
 @st.composite

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -25,7 +26,7 @@ class MisconfiguredPlugin(Embedder):
 
     model_id = "misconfigured-plugin-v1"
     dim = 8
-    SIZES = {"small": 8}
+    SIZES: ClassVar[dict[str, int]] = {"small": 8}
 
     def _load(self) -> None:
         self.size = self.SIZES["large"]

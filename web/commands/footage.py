@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -44,7 +44,7 @@ def index_footage_command(paths: tuple[Path, ...], camera: str | None, start: da
         summary = index_footage(
             state.sessions, state.gallery, list(paths), detector_spec=state.settings.detector,
             embedder_spec=state.embedder_spec, settings=settings, camera=camera,
-            start=start.replace(tzinfo=timezone.utc) if start else None, workers=workers,
+            start=start.replace(tzinfo=UTC) if start else None, workers=workers,
             actor=cli_actor())
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -60,7 +60,7 @@ def index_footage_command(paths: tuple[Path, ...], camera: str | None, start: da
 @cli_errors
 def purge_footage_command(days: float) -> None:
     """Delete old footage's sightings, vectors, crops and person links (retention)."""
-    cutoff = datetime.now(timezone.utc) - timedelta(days=days)
+    cutoff = datetime.now(UTC) - timedelta(days=days)
     receipt = reid().gallery.sightings.purge(db_session(), cutoff, actor=cli_actor())
     click.echo(f"purged footage recorded before {cutoff:%Y-%m-%d %H:%M} UTC: {json.dumps(receipt.to_dict())}")
 

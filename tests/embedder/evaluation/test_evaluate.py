@@ -70,7 +70,7 @@ def test_missing_empty_and_unreadable_folders(embedder: ColourEmbedder, split: t
         evaluate_folders(embedder, tmp_path / "empty", gallery, 0.5, progress=False)
     broken = query / "p1" / "p1_c1_9.png"
     broken.write_bytes(b"not an image")
-    with pytest.raises(ImageError, match="p1_c1_9.png"):
+    with pytest.raises(ImageError, match=r"p1_c1_9\.png"):
         evaluate_folders(embedder, query, gallery, 0.5, progress=False)
 
 

@@ -37,7 +37,7 @@ def test_cmc_and_map_hand_example() -> None:
 
 def test_cmc_is_held_past_the_gallery_size() -> None:
     cmc, _, _ = cmc_and_map(SIMILARITY, QUERY_IDS, GALLERY_IDS, max_rank=7)
-    np.testing.assert_allclose(cmc, EXPECTED_CMC + [1.0, 1.0])
+    np.testing.assert_allclose(cmc, [*EXPECTED_CMC, 1.0, 1.0])
 
 
 def test_same_person_same_camera_is_removed_only_when_both_cameras_known() -> None:

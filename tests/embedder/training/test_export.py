@@ -130,7 +130,7 @@ def test_several_center_crops_sum_the_outputs_of_each_view() -> None:
 
 
 def test_reid_embedder_needs_a_model_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="model.keras"):
+    with pytest.raises(FileNotFoundError, match=r"model\.keras"):
         ReidEmbedder(tmp_path)
 
 
