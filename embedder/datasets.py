@@ -64,3 +64,22 @@ def list_sources(roots: Sequence[Path]) -> list[LabelledImage]:
         raise ValueError(f"a data folder is given twice: {[str(root) for root in roots]}")
     return [replace(item, person=f"{k}-{Path(root).name}/{item.person}")
             for k, root in enumerate(roots) for item in list_identity_folders(Path(root))]
+
+
+def find_sets(folder: Path) -> list[Path]:
+    """Return the evaluation sets in ``folder``: itself when it holds ``query/`` and ``gallery/``,
+    else its sub-folders that do, sorted by name.
+
+    Raises:
+        ValueError: neither ``folder`` nor any sub-folder is a set.
+    """
+    def is_set(path: Path) -> bool:
+        return (path / "query").is_dir() and (path / "gallery").is_dir()
+
+    folder = Path(folder)
+    if is_set(folder):
+        return [folder]
+    sets = sorted(child for child in folder.iterdir() if is_set(child)) if folder.is_dir() else []
+    if not sets:
+        raise ValueError(f"{folder} is not a set (a folder holding query/ and gallery/) nor a folder of sets")
+    return sets

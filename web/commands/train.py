@@ -17,19 +17,20 @@ _folder = click.Path(file_okay=False, dir_okay=True, path_type=Path)
 _existing_folder = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
 
 
-def _set_folder_check(_ctx: click.Context, _param: click.Parameter,
-                      value: tuple[Path, ...]) -> tuple[Path, ...]:
-    """Check that each set folder holds query/ and gallery/."""
-    for folder in value:
-        if not ((folder / "query").is_dir() and (folder / "gallery").is_dir()):
-            raise click.BadParameter(f"{folder} must hold query/ and gallery/ folders")
-    return value
+def _expand_sets(_ctx: click.Context, _param: click.Parameter, value: tuple[Path, ...]) -> tuple[Path, ...]:
+    """Replace each folder of sets by its sets; refuse a folder that is neither."""
+    from embedder.datasets import find_sets
+
+    try:
+        return tuple(found for folder in value for found in find_sets(folder))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
 
 
 @functools.cache
 def train_defaults() -> dict[str, Any]:
     """Return ``TrainConfig``'s defaults by field name."""
-    from embedder.training.train import TrainConfig  # loads TensorFlow
+    from embedder.training.config import TrainConfig
 
     return {field.name: field.default for field in dataclasses.fields(TrainConfig)
             if field.default is not dataclasses.MISSING}
@@ -38,8 +39,7 @@ def train_defaults() -> dict[str, Any]:
 class TrainConfigOption(click.Option):
     """An option whose default is that of the ``TrainConfig`` field of the same name.
 
-    The default is read when it is needed (to run ``reid train`` or show its help), so that
-    ``reid`` starts without loading TensorFlow. ``as_text`` writes it as it would be typed.
+    ``as_text`` writes the default as it would be typed.
     """
 
     def __init__(self, *args: Any, as_text: Any = None, **kwargs: Any) -> None:
@@ -82,11 +82,11 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
 @click.option("--input-size", cls=TrainConfigOption, as_text=_size_text, callback=_input_size,
               metavar="HxW", help="Model input height x width in pixels.")
 @click.option("--val-set", "val_sets", multiple=True, type=_existing_folder,
-              callback=_set_folder_check, help="A validation set (a folder holding query/ and gallery/, one folder per person in "
-                   "each); repeat for several. The best epoch is chosen, and the threshold "
+              callback=_expand_sets, help="A validation set (a folder holding query/ and gallery/, one folder per person in "
+                   "each) or a folder of such sets; repeatable. The best epoch is chosen, and the threshold "
                    "calibrated, by the mean over these sets.")
 @click.option("--report-set", "report_sets", multiple=True, type=_existing_folder,
-              callback=_set_folder_check, help="A set evaluated and reported beside the validation sets, but not used to select "
+              callback=_expand_sets, help="A set evaluated and reported beside the validation sets, but not used to select "
                    "(e.g. an in-domain set); repeatable.")
 @click.option("--flip-average/--no-flip-average", cls=TrainConfigOption,
               help="Embed each image as the sum of the model's outputs for it and its mirror image "
@@ -162,8 +162,8 @@ def train_command(data_dirs: tuple[Path, ...], out_dir: Path, checkpoint_dir: Pa
     Example:
       D=../shared/data
       reid train $D/cuhk03/train $D/multisource/train/* --out runs/model \\
-        --val-set $D/multisource/val/viper --val-set $D/multisource/val/prid \\
-        --report-set $D/cuhk03/val --teacher ../shared/models/teachers/intel-person-reidentification-retail-0277
+        --val-set $D/multisource/val --report-set $D/cuhk03/val \\
+        --teacher ../shared/models/teachers/intel-person-reidentification-retail-0277
     """
     for data_dir in data_dirs:
         if not data_dir.is_dir():

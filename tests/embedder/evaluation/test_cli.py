@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from embedder import registry
 from embedder.metadata import ModelMetadata
-from tests.embedder.evaluation.fakes import PERSON_COLOURS, ColourEmbedder, person_image
+from tests.embedder.evaluation.fakes import PERSON_COLOURS, ColourEmbedder, person_image, write_split
 from web.commands.evaluate import (
     calibrate_command,
     evaluate_command,
@@ -175,3 +175,39 @@ def test_evaluate_without_rerank_has_no_reranked_figures(built: list[str],
     data = json.loads(invoke(evaluate_command, "--query", query, "--gallery", gallery,
                              "--json").stdout)
     assert "reranked" not in data
+
+
+def test_evaluate_several_sets_prints_each_and_their_mean(built: list[str], tmp_path: Path) -> None:
+    write_split(tmp_path / "sets" / "first")
+    write_split(tmp_path / "sets" / "second")
+    result = invoke(evaluate_command, "--set", tmp_path / "sets", "--json")  # a folder of sets
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [entry["name"] for entry in data["sets"]] == ["first", "second"]
+    assert data["mean"]["rank1"] == pytest.approx(7 / 8) and data["mean"]["mAP"] == pytest.approx(
+        (data["sets"][0]["mAP"] + data["sets"][1]["mAP"]) / 2)
+    text = invoke(evaluate_command, "--set", tmp_path / "sets" / "first", "--set", tmp_path / "sets" / "second")
+    assert text.exit_code == 0 and "== first" in text.output and "\nmean " in text.output
+
+
+def test_sets_and_folders_are_not_mixed_and_a_non_set_is_refused(built: list[str], tmp_path: Path,
+                                                                  split: tuple[Path, Path]) -> None:
+    query, gallery = split
+    mixed = invoke(evaluate_command, "--query", query, "--gallery", gallery, "--set", query.parent)
+    assert mixed.exit_code == 2 and "not both" in mixed.output
+    assert invoke(evaluate_command, "--query", query).exit_code == 2
+    not_a_set = invoke(evaluate_command, "--set", query)
+    assert not_a_set.exit_code == 2 and "nor a folder of sets" in not_a_set.output
+
+
+def test_calibrate_pools_the_pairs_of_several_sets(built: list[str], model_dir: Path, tmp_path: Path) -> None:
+    write_split(tmp_path / "sets" / "first")
+    write_split(tmp_path / "sets" / "second")
+    result = invoke(calibrate_command, "--set", tmp_path / "sets", "--target-fmr", 0.05)
+    assert result.exit_code == 0, result.output
+    stored = ModelMetadata.load(model_dir)
+    assert [entry["name"] for entry in stored.validation["sets"]] == ["first", "second"]
+    single = invoke(calibrate_command, "--set", tmp_path / "sets" / "first", "--target-fmr", 0.05)
+    assert single.exit_code == 0
+    pairs = ModelMetadata.load(model_dir).validation["calibration"]["impostor_pairs"]
+    assert stored.validation["calibration"]["impostor_pairs"] == 2 * pairs

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from embedder.training.train import TrainConfig
+from embedder.training.config import TrainConfig
 from web.commands.train import TrainConfigOption, train_command
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
