@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Blueprint, jsonify, request, url_for
+from flask.typing import ResponseReturnValue
 
 from gallery.models import Image, Person
 from web import params
@@ -36,7 +37,7 @@ def person_dict(person: Person, image_count: int | None = None) -> dict:
 
 @bp.post("/persons")
 @requires("operator")
-def create_person():  # type: ignore[no-untyped-def]
+def create_person() -> ResponseReturnValue:
     person = reid().gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
                                    notes=request.form.get("notes"), actor=actor())
     return jsonify(person=person_dict(person), image_ids=[i.id for i in person.images]), 201
@@ -44,14 +45,14 @@ def create_person():  # type: ignore[no-untyped-def]
 
 @bp.get("/persons")
 @requires("viewer")
-def list_persons():  # type: ignore[no-untyped-def]
+def list_persons() -> ResponseReturnValue:
     rows = reid().gallery.list_persons(db_session())
     return jsonify(persons=[person_dict(person, n) for person, n in rows])
 
 
 @bp.get("/persons/<int:person_id>")
 @requires("viewer")
-def get_person(person_id: int):  # type: ignore[no-untyped-def]
+def get_person(person_id: int) -> ResponseReturnValue:
     state = reid()
     person = person_dict(state.gallery.get_person(db_session(), person_id))
     person["sightings"] = [
@@ -66,26 +67,26 @@ def get_person(person_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/persons/<int:person_id>/images")
 @requires("operator")
-def add_images(person_id: int):  # type: ignore[no-untyped-def]
+def add_images(person_id: int) -> ResponseReturnValue:
     images = reid().gallery.add_images(db_session(), person_id, params.uploads("images"), actor=actor())
     return jsonify(person_id=person_id, image_ids=[i.id for i in images]), 201
 
 
 @bp.delete("/persons/<int:person_id>")
 @requires("admin")
-def delete_person(person_id: int):  # type: ignore[no-untyped-def]
+def delete_person(person_id: int) -> ResponseReturnValue:
     return jsonify(deleted=reid().gallery.delete_person(db_session(), person_id, actor=actor()).to_dict())
 
 
 @bp.delete("/images/<int:image_id>")
 @requires("admin")
-def delete_image(image_id: int):  # type: ignore[no-untyped-def]
+def delete_image(image_id: int) -> ResponseReturnValue:
     return jsonify(deleted=reid().gallery.delete_image(db_session(), image_id, actor=actor()).to_dict())
 
 
 @bp.post("/search")
 @requires("viewer")
-def search():  # type: ignore[no-untyped-def]
+def search() -> ResponseReturnValue:
     _, response = search_request()
     data = response.to_dict()
     for result in data["results"]:
@@ -99,7 +100,7 @@ def search():  # type: ignore[no-untyped-def]
 
 @bp.get("/health")
 @public  # counts and the model's id only: load balancers and monitors need no key
-def health():  # type: ignore[no-untyped-def]
+def health() -> ResponseReturnValue:
     state = reid()
     session = db_session()
     gallery = state.gallery

@@ -34,6 +34,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
 from gallery import access, audit
 from gallery.access import Principal
@@ -64,7 +65,7 @@ def requires(role: str) -> Callable[[F], F]:
     access.check_role(role)
 
     def mark(view: F) -> F:
-        view.required_role = role  # type: ignore[attr-defined]
+        view.required_role = role  # type: ignore[attr-defined]  # the role is kept on the view function
         return view
 
     return mark
@@ -72,7 +73,7 @@ def requires(role: str) -> Callable[[F], F]:
 
 def public(view: F) -> F:
     """Declare a view open to everyone (it shows no personal data)."""
-    view.required_role = PUBLIC  # type: ignore[attr-defined]
+    view.required_role = PUBLIC  # type: ignore[attr-defined]  # the role is kept on the view function
     return view
 
 
@@ -142,7 +143,7 @@ def _can(role: str) -> bool:
     return who is not None and who.may(role)
 
 
-def _guard() -> Response | tuple[Any, int] | None:
+def _guard() -> ResponseReturnValue | None:
     """Find who is asking, then refuse what they may not do: 401, 403, or a redirect to sign in."""
     view = current_app.view_functions.get(request.endpoint or "")
     if view is None or request.endpoint == "static":
@@ -224,7 +225,7 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     next_url = _safe_next(request.values.get("next"))
     if request.method == "GET":
         return render_template("login.html", next_url=next_url, failed=False)
@@ -248,7 +249,7 @@ def login():  # type: ignore[no-untyped-def]
 
 @bp.post("/logout")
 @public
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     who = principal()
     if who is not None and who.actor.startswith("user:"):
         audit.record(db_session(), who.actor, "logout", target=who.actor, remote_addr=request.remote_addr)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from gallery.errors import Conflict, GalleryError, InvalidInput, NotFound
@@ -37,12 +38,12 @@ def init_app(app: Flask) -> None:
     """Register the error handlers."""
 
     @app.errorhandler(GalleryError)
-    def gallery_error(exc: GalleryError):  # type: ignore[no-untyped-def]
+    def gallery_error(exc: GalleryError) -> ResponseReturnValue:
         status = _STATUS.get(type(exc), 400)
         return error_response(status, type(exc).__name__.lower(), str(exc))
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
         message = exc.description or exc.name
         headers: dict[str, str] = {}
         if exc.code == 413:
@@ -54,11 +55,11 @@ def init_app(app: Flask) -> None:
         return body, status, headers
 
     @app.errorhandler(DatabaseNotReady)
-    def database_not_ready(exc: DatabaseNotReady):  # type: ignore[no-untyped-def]
+    def database_not_ready(exc: DatabaseNotReady) -> ResponseReturnValue:
         return error_response(503, "database_not_ready", str(exc))
 
     @app.errorhandler(Exception)
-    def internal_error(exc: Exception):  # type: ignore[no-untyped-def]
+    def internal_error(exc: Exception) -> ResponseReturnValue:
         log.exception("unhandled error on %s %s", request.method, request.path)
         db_session().rollback()
         return error_response(500, "internal_error", "the server failed; the error is logged")

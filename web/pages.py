@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import cast
 
 import cv2
 from flask import (
@@ -15,8 +16,9 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
-from base.images import decode_image, encode_jpeg
+from base.images import BGRImage, decode_image, encode_jpeg
 from detector.base import Detection
 from detector.drawing import draw_detections
 from web import params
@@ -32,16 +34,20 @@ THUMBNAIL_HEIGHT = 160
 
 @bp.get("/")
 @requires("viewer")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     return render_template("search.html", threshold=reid().default_threshold(),
                            top_k=reid().settings.top_k, response=None)
 
 
 @bp.post("/search")
 @requires("viewer")
-def search():  # type: ignore[no-untyped-def]
+def search() -> ResponseReturnValue:
     still, response = search_request()
-    boxes = [Detection(*r.bbox, score=r.detection_score or 0.0) for r in response.results if r.bbox]
+    boxes = []
+    for r in response.results:
+        if r.bbox:
+            x, y, w, h = r.bbox
+            boxes.append(Detection(x, y, w, h, score=r.detection_score or 0.0))
     annotated = draw_detections(still, boxes, labels=[str(n) for n in range(1, len(boxes) + 1)])
     still_url = "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(annotated)).decode()
     return render_template("search.html", threshold=response.threshold, top_k=response.top_k,
@@ -51,13 +57,13 @@ def search():  # type: ignore[no-untyped-def]
 
 @bp.get("/persons")
 @requires("viewer")
-def persons():  # type: ignore[no-untyped-def]
+def persons() -> ResponseReturnValue:
     return render_template("persons.html", rows=reid().gallery.list_persons(db_session()))
 
 
 @bp.post("/persons")
 @requires("operator")
-def enroll():  # type: ignore[no-untyped-def]
+def enroll() -> ResponseReturnValue:
     person = reid().gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
                                    notes=request.form.get("notes"), actor=actor())
     flash(f"Enrolled {person.name} with {len(person.images)} image(s).")
@@ -66,7 +72,7 @@ def enroll():  # type: ignore[no-untyped-def]
 
 @bp.get("/persons/<int:person_id>")
 @requires("viewer")
-def person(person_id: int):  # type: ignore[no-untyped-def]
+def person(person_id: int) -> ResponseReturnValue:
     state = reid()
     return render_template(
         "person.html", person=state.gallery.get_person(db_session(), person_id),
@@ -75,7 +81,7 @@ def person(person_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/persons/<int:person_id>/images")
 @requires("operator")
-def add_images(person_id: int):  # type: ignore[no-untyped-def]
+def add_images(person_id: int) -> ResponseReturnValue:
     images = reid().gallery.add_images(db_session(), person_id, params.uploads("images"), actor=actor())
     flash(f"Added {len(images)} image(s).")
     return redirect(url_for("pages.person", person_id=person_id), 303)
@@ -83,7 +89,7 @@ def add_images(person_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/persons/<int:person_id>/delete")
 @requires("admin")
-def delete_person(person_id: int):  # type: ignore[no-untyped-def]
+def delete_person(person_id: int) -> ResponseReturnValue:
     receipt = reid().gallery.delete_person(db_session(), person_id, actor=actor())
     flash(f"Erased person {person_id}: {len(receipt.images)} image(s), {receipt.vectors} vector(s), "
           f"{receipt.files} file(s), {receipt.links} footage link(s).")
@@ -92,7 +98,7 @@ def delete_person(person_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/images/<int:image_id>/delete")
 @requires("admin")
-def delete_image(image_id: int):  # type: ignore[no-untyped-def]
+def delete_image(image_id: int) -> ResponseReturnValue:
     gallery = reid().gallery
     person_id = gallery.get_image(db_session(), image_id).person_id
     gallery.delete_image(db_session(), image_id, actor=actor())
@@ -102,7 +108,7 @@ def delete_image(image_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/images/<int:image_id>")
 @requires("viewer")
-def image_file(image_id: int):  # type: ignore[no-untyped-def]
+def image_file(image_id: int) -> ResponseReturnValue:
     gallery = reid().gallery
     image = gallery.get_image(db_session(), image_id)
     mimetype = {".jpg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp",
@@ -113,20 +119,20 @@ def image_file(image_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/images/<int:image_id>/thumb")
 @requires("viewer")
-def image_thumbnail(image_id: int):  # type: ignore[no-untyped-def]
+def image_thumbnail(image_id: int) -> ResponseReturnValue:
     gallery = reid().gallery
     image = decode_image(gallery.store.read(gallery.get_image(db_session(), image_id).stored_path))
     scale = THUMBNAIL_HEIGHT / image.shape[0]
     if scale < 1:
-        image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), THUMBNAIL_HEIGHT),
-                           interpolation=cv2.INTER_AREA)
+        image = cast(BGRImage, cv2.resize(image, (max(1, round(image.shape[1] * scale)), THUMBNAIL_HEIGHT),
+                                          interpolation=cv2.INTER_AREA))
     return Response(encode_jpeg(image, quality=85), mimetype="image/jpeg",
                     headers={"Cache-Control": "private, max-age=3600"})
 
 
 @bp.get("/sightings/crops/<int:crop_id>")
 @requires("viewer")
-def sighting_crop(crop_id: int):  # type: ignore[no-untyped-def]
+def sighting_crop(crop_id: int) -> ResponseReturnValue:
     sightings = reid().gallery.sightings
     return Response(sightings.store.read(sightings.get_crop(db_session(), crop_id).stored_path),
                     mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
@@ -134,7 +140,7 @@ def sighting_crop(crop_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/sightings/<int:sighting_id>/frame")
 @requires("viewer")
-def sighting_frame(sighting_id: int):  # type: ignore[no-untyped-def]
+def sighting_frame(sighting_id: int) -> ResponseReturnValue:
     frame, box = reid().gallery.sightings.frame(db_session(), sighting_id)
     return Response(encode_jpeg(draw_detections(frame, [box], labels=[f"sighting {sighting_id}"])),
                     mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
