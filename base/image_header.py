@@ -59,7 +59,9 @@ def _jpeg(data: bytes) -> tuple[int, int] | None:
         return None
     pos = 2
     for _ in range(_MAX_STEPS):  # ValueError or IndexError when the data ends first
-        pos = _JPEG_FILL.match(data, data.index(b"\xff", pos)).end()  # type: ignore[union-attr]
+        fill = _JPEG_FILL.match(data, data.index(b"\xff", pos))
+        assert fill is not None, "the match starts at an FF byte"
+        pos = fill.end()
         marker = data[pos]
         pos += 1
         if marker == 0x00 or marker in _JPEG_NO_LENGTH:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -77,7 +78,7 @@ def decode_image(data: bytes, *, min_width: int = 1, min_height: int = 1,
         raise ImageError(
             f"the image is {width}x{height} pixels, too small to hold a person "
             f"(at least {min_width}x{min_height} needed)")
-    return image
+    return cast(BGRImage, image)  # IMREAD_COLOR decodes to 8-bit BGR; OpenCV's stubs type any image
 
 
 def _check_claimed_size(data: bytes, max_pixels: int) -> None:
@@ -106,4 +107,12 @@ def encode_jpeg(image: BGRImage, quality: int = 90) -> bytes:
     ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ImageError("could not encode the image as JPEG")
+    return buffer.tobytes()
+
+
+def encode_png(image: BGRImage) -> bytes:
+    """Encode a BGR image as PNG bytes (lossless: decoding gives the same pixels back)."""
+    ok, buffer = cv2.imencode(".png", image)
+    if not ok:
+        raise ImageError("could not encode the image as PNG")
     return buffer.tobytes()

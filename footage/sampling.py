@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import cv2
 
@@ -72,7 +73,7 @@ def read_frame(path: Path, index: int) -> BGRImage:
         capture.release()
     if not ok:
         raise VideoError(f"{path}: cannot read frame {index}")
-    return frame
+    return cast(BGRImage, frame)  # VideoCapture decodes to 8-bit BGR
 
 
 def sample_step(fps: float, analysis_fps: float) -> float:
@@ -116,7 +117,7 @@ def read_frames(path: Path, fps: float,
                 ok, frame = capture.retrieve()
                 if not ok:
                     return
-                yield index, frame
+                yield index, cast(BGRImage, frame)  # VideoCapture decodes to 8-bit BGR
             else:
                 yield index, None
             index += 1

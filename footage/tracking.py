@@ -110,7 +110,7 @@ class Tracker:
         self._alive: list[Track] = []
         self._next_id = 0
 
-    def update(self, frame: int, boxes: NDArray[np.floating], appearance: NDArray[np.float32],
+    def update(self, frame: int, boxes: NDArray[np.integer | np.floating], appearance: NDArray[np.float32],
                weak: NDArray[np.bool_] | None = None) -> NDArray[np.int64]:
         """Match one frame's detections to the tracks, starting tracks for the unmatched.
 

@@ -9,6 +9,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import sqlalchemy as sa
@@ -59,8 +60,9 @@ def raise_generation(session: Session, name: str) -> int:
     Call it in the transaction that changes the index's content, so both commit together. The
     UPDATE also takes the row's write lock, which queues the writers of one index until commit.
     """
-    updated = session.execute(sa.update(IndexState).where(IndexState.name == name)
-                              .values(generation=IndexState.generation + 1)).rowcount
+    result = session.execute(sa.update(IndexState).where(IndexState.name == name)
+                             .values(generation=IndexState.generation + 1))
+    updated = cast("sa.CursorResult[Any]", result).rowcount  # an UPDATE's result is a cursor's
     if not updated:  # a database created without migration 0003's rows
         session.add(IndexState(name=name, generation=1))
         session.flush()

@@ -256,10 +256,10 @@ class Sightings:
     def for_person(self, session: Session, person_id: int, threshold: float
                    ) -> list[tuple[SightingMatch, Sighting, Video]]:
         """Return the person's linked sightings scoring at least ``threshold``, newest first."""
-        return [tuple(row) for row in session.execute(  # type: ignore[misc]
+        return list(session.execute(
             sa.select(SightingMatch, Sighting, Video).join(Sighting, SightingMatch.sighting_id == Sighting.id)
             .join(Video).where(SightingMatch.person_id == person_id, SightingMatch.score >= threshold)
-            .order_by(Sighting.start_time.desc()))]
+            .order_by(Sighting.start_time.desc())).tuples())
 
     def purge(self, session: Session, recorded_before: datetime, *, actor: str = audit.SYSTEM) -> PurgeReceipt:
         """Delete videos recorded before ``recorded_before`` with their sightings, vectors and crops.

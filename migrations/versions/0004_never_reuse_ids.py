@@ -51,6 +51,7 @@ def _recreate_sqlite_tables(autoincrement: bool) -> None:
     # The driver opens a transaction only before DML, so the first CREATE TABLE would commit on
     # its own; open it now, so a failure leaves the database as it was.
     driver = bind.connection.driver_connection
+    assert driver is not None, 'the connection is open, so its driver connection exists'
     if not driver.in_transaction:
         driver.execute('BEGIN')
     for table in TABLES:
