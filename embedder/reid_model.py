@@ -35,6 +35,8 @@ class KerasEmbedder(Embedder):
     embedding sums the outputs for its views) and whether to flip-average.
     """
 
+    metadata: ModelMetadata
+
     def __init__(self, model: keras.Model | None, metadata: ModelMetadata, batch_size: int = 32) -> None:
         """Wrap ``model`` (None: a subclass provides it on ``load``).
 
@@ -47,7 +49,8 @@ class KerasEmbedder(Embedder):
         self.metadata = metadata
         self.model_id = metadata.model_id
         self.dim = metadata.embedding_dim
-        self.input_size = tuple(metadata.input_size)
+        height, width = metadata.input_size
+        self.input_size = (height, width)
         self.batch_size = batch_size
         self._model = model
         self._forward: tf.types.experimental.PolymorphicFunction | None = None

@@ -176,8 +176,8 @@ def evaluate_folders(
         "query_persons": len(set(query_ids)),
         "gallery_persons": len(set(gallery_ids)),
         "valid_queries": int(np.count_nonzero(~np.isnan(average_precision))),
-        "genuine_pairs": verification["tp"] + verification["fn"],
-        "impostor_pairs": verification["fp"] + verification["tn"],
+        "genuine_pairs": int(verification["tp"] + verification["fn"]),
+        "impostor_pairs": int(verification["fp"] + verification["tn"]),
     }
     return EvaluationReport(
         rank1=float(cmc[0]), rank5=float(cmc[4]), rank10=float(cmc[9]), mAP=mean_ap, cmc=cmc,

@@ -117,7 +117,7 @@ def cmc_and_map(
         average_precision[q] = precision_at_hits.mean()
     if not curves:
         raise ValueError("no query has a matching gallery image; check the person labels")
-    cmc = np.mean(curves, axis=0, dtype=np.float64)
+    cmc = np.stack(curves).mean(axis=0, dtype=np.float64)
     return cmc, float(np.nanmean(average_precision)), average_precision
 
 

@@ -63,7 +63,7 @@ def plot_roc(report: EvaluationReport, path: Path) -> Path:
 def plot_score_histogram(report: EvaluationReport, path: Path) -> Path:
     """Draw the same-person and different-person score distributions with the threshold."""
     genuine, impostor = report.scores()
-    bins = np.linspace(min(genuine.min(), impostor.min()), max(genuine.max(), impostor.max()), 60)
+    bins = np.linspace(min(genuine.min(), impostor.min()), max(genuine.max(), impostor.max()), 60).tolist()
     figure = Figure(figsize=(6, 4), layout="constrained")
     axes = figure.add_subplot()
     axes.hist(impostor, bins=bins, density=True, alpha=0.6, label=f"different person ({impostor.size})")

@@ -80,7 +80,8 @@ def save_checkpoint(path: Path, model: keras.Model, optimizer: keras.optimizers.
         else:
             arrays[f"optimizer/{i:04d}"] = value
     write = np.savez_compressed if compact else np.savez
-    _atomic_write(Path(path), lambda file: write(file, **arrays))
+    # numpy's stubs fear that a name in **arrays is allow_pickle; ours are state, model/..., optimizer/...
+    _atomic_write(Path(path), lambda file: write(file, **arrays))  # type: ignore[arg-type]
     log.info("saved checkpoint %s (epoch %d, step %d)", path, state.epoch, state.step)
     return Path(path)
 

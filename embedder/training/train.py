@@ -137,9 +137,10 @@ def update_centers(net: ReidNet, outputs: dict[str, tf.Tensor], labels: tf.Tenso
     unit = tf.math.l2_normalize(outputs["embedding"], axis=1)
     classes, index = tf.unique(labels)
     means = tf.math.unsorted_segment_mean(unit, index, tf.shape(classes)[0])
-    current = tf.gather(net.centers, classes)
-    net.centers.assign(tf.tensor_scatter_nd_update(
-        net.centers.value, classes[:, None], current + rate * (means - current)))
+    centers = net.centers
+    assert centers is not None, "only a net with class centers (recipe dcl) updates them"
+    current = tf.gather(centers, classes)
+    centers.assign(tf.tensor_scatter_nd_update(centers.value, classes[:, None], current + rate * (means - current)))
 
 
 def make_train_step(net: ReidNet, optimizer: keras.optimizers.Optimizer,
@@ -388,7 +389,7 @@ class Trainer:
         return ModelMetadata(
             model_id=f"reid-mobilenetv2-{config.input_size[0]}x{config.input_size[1]}-{crop}{flip}"
                      f"{f'distill{dim}-' if distilled else ''}{weights_digest(model)}",
-            input_size=tuple(config.input_size),
+            input_size=(config.input_size[0], config.input_size[1]),
             embedding_dim=dim,
             projection={"method": "distillation-head", "dims": dim,
                         "fitted_on": f"the teachers' targets of {len(self.data.labels)} training images"}
