@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install serve test test-fast
+.PHONY: install serve lint test test-fast
 
 install: $(STAMP)
 
@@ -21,6 +21,12 @@ $(STAMP): pyproject.toml
 serve: install
 	$(BIN)/reid db upgrade
 	$(BIN)/reid serve --host $(HOST) --port $(PORT)
+
+# Style and type checks, and the layer contracts between the packages (.ci/run runs this first).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The whole suite, slow tests included (what .ci/run runs).
 test: install
