@@ -43,7 +43,8 @@ class TrainConfigOption(click.Option):
     """
 
     def __init__(self, *args: Any, as_text: Any = None, **kwargs: Any) -> None:
-        super().__init__(*args, show_default=True, **kwargs)
+        kwargs.setdefault("show_default", True)
+        super().__init__(*args, **kwargs)
         self.as_text = as_text
 
     def get_default(self, ctx: click.Context, call: bool = True) -> Any:
@@ -82,11 +83,13 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
 @click.option("--input-size", cls=TrainConfigOption, as_text=_size_text, callback=_input_size,
               metavar="HxW", help="Model input height x width in pixels.")
 @click.option("--val-set", "val_sets", multiple=True, type=_existing_folder,
-              callback=_expand_sets, help="A validation set (a folder holding query/ and gallery/, one folder per person in "
-                   "each) or a folder of such sets; repeatable. The best epoch is chosen, and the threshold "
+              callback=_expand_sets,
+              help="A validation set (a folder holding query/ and gallery/, one folder per person in each) "
+                   "or a folder of such sets; repeatable. The best epoch is chosen, and the threshold "
                    "calibrated, by the mean over these sets.")
 @click.option("--report-set", "report_sets", multiple=True, type=_existing_folder,
-              callback=_expand_sets, help="A set evaluated and reported beside the validation sets, but not used to select "
+              callback=_expand_sets,
+              help="A set evaluated and reported beside the validation sets, but not used to select "
                    "(e.g. an in-domain set); repeatable.")
 @click.option("--flip-average/--no-flip-average", cls=TrainConfigOption,
               help="Embed each image as the sum of the model's outputs for it and its mirror image "
