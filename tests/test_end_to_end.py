@@ -16,7 +16,7 @@ from tests.conftest import form_token
 from web import create_app
 
 
-def jpeg(rgb) -> bytes:  # type: ignore[no-untyped-def]
+def jpeg(rgb) -> bytes:
     return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
 
 

@@ -57,7 +57,7 @@ def recordings(tmp_path: Path) -> Path:
     return folder.parent
 
 
-def run(sessions: sessionmaker[Session], gallery: Gallery, recordings: Path):  # type: ignore[no-untyped-def]
+def run(sessions: sessionmaker[Session], gallery: Gallery, recordings: Path):
     return index_footage(sessions, gallery, [recordings], detector_spec=DETECTOR, embedder_spec=EMBEDDER,
                          settings=SETTINGS, start=START, workers=1, show_progress=False)
 
@@ -66,7 +66,7 @@ def walker_crop(which: int) -> Upload:
     return Upload(jpeg_bytes(pattern(WALKERS[which].pattern)), f"walker{which}.jpg")
 
 
-def test_index_once_with_times_cameras_and_crops(sessions, gallery, recordings, data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_index_once_with_times_cameras_and_crops(sessions, gallery, recordings, data_dir) -> None:
     summary = run(sessions, gallery, recordings)
     assert (summary.videos_found, summary.videos_indexed, summary.tracks) == (1, 1, 2)
     with sessions() as session:
@@ -87,7 +87,7 @@ def test_index_once_with_times_cameras_and_crops(sessions, gallery, recordings, 
         assert session.scalar(sa.select(sa.func.count(Video.id))) == 1
 
 
-def test_search_returns_sightings_of_the_same_person(sessions, gallery, recordings) -> None:  # type: ignore[no-untyped-def]
+def test_search_returns_sightings_of_the_same_person(sessions, gallery, recordings) -> None:
     run(sessions, gallery, recordings)
     with sessions() as session:
         query = pattern(WALKERS[1].pattern)
@@ -100,7 +100,7 @@ def test_search_returns_sightings_of_the_same_person(sessions, gallery, recordin
         assert frame.shape == (240, 320, 3) and box.as_list() == hit.bbox
 
 
-def test_links_both_ways_and_removed_with_the_person(sessions, gallery, recordings) -> None:  # type: ignore[no-untyped-def]
+def test_links_both_ways_and_removed_with_the_person(sessions, gallery, recordings) -> None:
     with sessions() as session:
         early = gallery.enroll(session, "enrolled before", [walker_crop(0)])
     summary = run(sessions, gallery, recordings)
@@ -127,7 +127,7 @@ def stored_files(data_dir: Path) -> list[Path]:
     return [path for path in (data_dir / "images").rglob("*") if path.is_file()]
 
 
-def test_enroll_commits_its_links_with_the_person(sessions, gallery, recordings, data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_enroll_commits_its_links_with_the_person(sessions, gallery, recordings, data_dir) -> None:
     run(sessions, gallery, recordings)
 
     def refuse(_session: Session) -> None:
@@ -161,7 +161,7 @@ def test_enroll_commits_its_links_with_the_person(sessions, gallery, recordings,
         assert gallery.delete_person(session, walker.id).links == len(linked)
 
 
-def test_a_sighting_deleted_after_the_search_is_left_out(sessions, gallery, recordings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_sighting_deleted_after_the_search_is_left_out(sessions, gallery, recordings, monkeypatch) -> None:
     run(sessions, gallery, recordings)
     find_links = gallery.sightings.find_links
     deleted = []
@@ -183,7 +183,7 @@ def test_a_sighting_deleted_after_the_search_is_left_out(sessions, gallery, reco
         assert len(person.images) == 2 and len(gallery.index(session)) == 2
 
 
-def test_a_sighting_being_deleted_while_linking_is_left_out(sessions, gallery, recordings,  # type: ignore[no-untyped-def]
+def test_a_sighting_being_deleted_while_linking_is_left_out(sessions, gallery, recordings,
                                                              database_url, monkeypatch) -> None:
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite lets no other transaction write between the enroll's first write and its commit")
@@ -214,7 +214,7 @@ def test_a_sighting_being_deleted_while_linking_is_left_out(sessions, gallery, r
         assert len(remaining) == 1 and links_of(session, person.id) == remaining
 
 
-def test_footage_writers_wait_for_an_enroll_to_commit(sessions, gallery, recordings, data_dir,  # type: ignore[no-untyped-def]
+def test_footage_writers_wait_for_an_enroll_to_commit(sessions, gallery, recordings, data_dir,
                                                        monkeypatch) -> None:
     run(sessions, gallery, recordings)
     find_links = gallery.sightings.find_links
@@ -245,7 +245,7 @@ def test_footage_writers_wait_for_an_enroll_to_commit(sessions, gallery, recordi
         assert links_of(session, person.id) == [] and session.get(Person, person.id) is not None
 
 
-def test_a_person_deleted_while_a_video_is_linked_waits_and_leaves_no_links(  # type: ignore[no-untyped-def]
+def test_a_person_deleted_while_a_video_is_linked_waits_and_leaves_no_links(
         sessions, gallery, recordings, data_dir, monkeypatch) -> None:
     with sessions() as session:
         person_id = gallery.enroll(session, "walker", [walker_crop(0)]).id
@@ -259,7 +259,7 @@ def test_a_person_deleted_while_a_video_is_linked_waits_and_leaves_no_links(  # 
 
     deleter = threading.Thread(target=delete)
 
-    def search_during_a_delete(session: Session, vectors: np.ndarray, top_k: int):  # type: ignore[no-untyped-def]
+    def search_during_a_delete(session: Session, vectors: np.ndarray, top_k: int):
         hits = person_hits(session, vectors, top_k)
         deleter.start()
         deleter.join(timeout=1.0)
@@ -276,7 +276,7 @@ def test_a_person_deleted_while_a_video_is_linked_waits_and_leaves_no_links(  # 
         assert session.scalar(sa.select(sa.func.count(Sighting.id))) == 2
 
 
-def test_purge_removes_old_footage_everywhere(sessions, gallery, recordings, data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_purge_removes_old_footage_everywhere(sessions, gallery, recordings, data_dir) -> None:
     with sessions() as session:
         gallery.enroll(session, "walker", [walker_crop(0)])
     run(sessions, gallery, recordings)
@@ -292,7 +292,7 @@ def test_purge_removes_old_footage_everywhere(sessions, gallery, recordings, dat
         assert result.sightings == [] and result.matches[0].name == "walker"
 
 
-def test_orphan_crops_of_an_interrupted_run_are_removed(sessions, gallery, recordings, data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_orphan_crops_of_an_interrupted_run_are_removed(sessions, gallery, recordings, data_dir) -> None:
     orphan = data_dir / "crops" / "ab" / ("ab" + "0" * 62 + ".jpg")
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"left by a killed run")
@@ -303,7 +303,7 @@ def test_orphan_crops_of_an_interrupted_run_are_removed(sessions, gallery, recor
     assert {f"{p.parent.name}/{p.name}" for p in (data_dir / "crops").rglob("*.jpg")} == stored
 
 
-def test_analysis_of_another_model_is_refused(sessions, gallery, recordings) -> None:  # type: ignore[no-untyped-def]
+def test_analysis_of_another_model_is_refused(sessions, gallery, recordings) -> None:
     class Other(ThumbnailEmbedder):
         model_id = "another-model"
 

@@ -46,7 +46,7 @@ def file_ids(gallery: Gallery, session: Session) -> list[int]:
     return sorted(index.ids().tolist())
 
 
-def test_a_write_in_one_process_is_searched_in_the_other(sessions, data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_a_write_in_one_process_is_searched_in_the_other(sessions, data_dir) -> None:
     one, two = process(data_dir), process(data_dir)
     with sessions() as session:
         kept = one.enroll(session, "kept", uploads(1, 2)).id
@@ -60,7 +60,7 @@ def test_a_write_in_one_process_is_searched_in_the_other(sessions, data_dir) -> 
         assert file_ids(one, session) == vectors
 
 
-def test_each_write_raises_the_generation_once(sessions, data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_each_write_raises_the_generation_once(sessions, data_dir) -> None:
     gallery = process(data_dir)
     with sessions() as session:
         start = read_generation(session, "gallery")
@@ -75,7 +75,7 @@ def test_each_write_raises_the_generation_once(sessions, data_dir) -> None:  # t
         assert read_generation(session, "sightings") == 0
 
 
-def test_a_refused_write_leaves_generation_and_copy(sessions, data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_write_leaves_generation_and_copy(sessions, data_dir) -> None:
     gallery = process(data_dir)
     with sessions() as session:
         gallery.enroll(session, "a", uploads(1))
@@ -85,7 +85,7 @@ def test_a_refused_write_leaves_generation_and_copy(sessions, data_dir) -> None:
         assert read_generation(session, "gallery") == generation and gallery.index(session) is copy
 
 
-def test_writers_of_two_processes_take_turns(sessions, data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_writers_of_two_processes_take_turns(sessions, data_dir) -> None:
     one, two = process(data_dir), process(data_dir)
     held, done = threading.Event(), []
 

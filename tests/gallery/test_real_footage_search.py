@@ -26,7 +26,7 @@ pytestmark = [
 ]
 
 
-def test_index_then_search_by_a_crop_finds_the_person_when_and_where(data_dir, database_url) -> None:  # type: ignore[no-untyped-def]
+def test_index_then_search_by_a_crop_finds_the_person_when_and_where(data_dir, database_url) -> None:
     embedder = build_embedder(default_embedder_spec())
     gallery = Gallery(data_dir, embedder, build_detector("none"), link_threshold=1.0)
     engine = make_engine(database_url)

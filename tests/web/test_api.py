@@ -148,7 +148,7 @@ def test_unknown_ids_are_404_json(client: FlaskClient, method: str, url: str) ->
     assert response.status_code == 404 and response.json["error"]["code"]
 
 
-def test_upload_over_the_limit_is_413(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
+def test_upload_over_the_limit_is_413(app, client: FlaskClient) -> None:
     app.config["MAX_CONTENT_LENGTH"] = 10_000
     response = client.post("/api/persons", data={"name": "Big", "images": files((b"\xff" * 20_000, "big.jpg"))})
     assert response.status_code == 413 and "limit" in response.json["error"]["message"]

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from tests.conftest import form_token, jpeg_bytes, person_image
 
 
-def enroll_form(client: FlaskClient, name: str, person: int):  # type: ignore[no-untyped-def]
+def enroll_form(client: FlaskClient, name: str, person: int):
     images = [(io.BytesIO(jpeg_bytes(person_image(person, v))), f"{v}.jpg") for v in range(2)]
     return client.post("/persons", data={
         "csrf_token": form_token(client), "name": name, "notes": "", "images": images}, follow_redirects=True)
