@@ -16,7 +16,7 @@ def test_detection_as_list_and_frozen() -> None:
     detection = Detection(1, 2, 3, 4, 0.9)
     assert detection.as_list() == [1, 2, 3, 4]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        detection.x = 5  # type: ignore[misc]
+        detection.x = 5  # type: ignore[misc]  # writing a frozen field is what is tested
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
@@ -31,9 +31,9 @@ def test_detection_as_list_and_frozen() -> None:
 def test_rejects_images_that_are_not_hwc3_uint8(name: str, bad: object) -> None:
     detector = build_detector(name)
     with pytest.raises(TypeError, match=r"\(H, W, 3\) uint8"):
-        detector.detect(bad)  # type: ignore[arg-type]
+        detector.detect(bad)  # type: ignore[arg-type]  # a wrong type on purpose
     with pytest.raises(TypeError, match="image 1 "):
-        detector.detect_batch([np.zeros((8, 8, 3), np.uint8), bad])  # type: ignore[list-item]
+        detector.detect_batch([np.zeros((8, 8, 3), np.uint8), bad])  # type: ignore[list-item]  # on purpose
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
