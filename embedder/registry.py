@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from base.plugins import factory_at
 from embedder.base import Embedder
-from embedder.runtime_model import NETWORK_SUFFIXES, load_runtime_embedder
+from embedder.runtime_model import IR_FILE, NETWORK_SUFFIXES, load_runtime_embedder
+
+log = logging.getLogger(__name__)
 
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "reid-mobilenetv2"
 
 
-def _imagenet(**kwargs: object) -> Embedder:
+def _imagenet(**kwargs: Any) -> Embedder:
     from embedder.imagenet import ImageNetEmbedder  # TensorFlow loads only when needed
 
     return ImageNetEmbedder(**kwargs)
 
 
-def _reid_model(model_dir: Path, **kwargs: object) -> Embedder:
+def _reid_model(model_dir: Path, **kwargs: Any) -> Embedder:
+    """Embed with the directory's OpenVINO IR, or with TensorFlow (slower, logged) when it has none."""
+    if (model_dir / IR_FILE).is_file():
+        return load_runtime_embedder(model_dir / IR_FILE, **kwargs)
     from embedder.reid_model import ReidEmbedder
 
+    log.warning("%s has no OpenVINO IR (%s): embedding with TensorFlow, slower; add it with "
+                "`reid export %s --format openvino --out %s`", model_dir, IR_FILE, model_dir, model_dir)
     return ReidEmbedder(model_dir, **kwargs)
 
 
@@ -44,7 +53,7 @@ def default_embedder_spec() -> str:
     return "imagenet-mobilenetv2"
 
 
-def build_embedder(spec: str, **kwargs: object) -> Embedder:
+def build_embedder(spec: str, **kwargs: Any) -> Embedder:
     """Build the embedder named ``spec``: a registered name, a model directory, or ``module:factory``.
 
     Raises:
@@ -60,7 +69,7 @@ def build_embedder(spec: str, **kwargs: object) -> Embedder:
         return _reid_model(path, **kwargs)
     if (path.suffix in NETWORK_SUFFIXES and path.is_file()) or (path.is_dir() and any(
             child.suffix in NETWORK_SUFFIXES for child in path.iterdir())):
-        return load_runtime_embedder(path, **kwargs)  # type: ignore[arg-type]
+        return load_runtime_embedder(path, **kwargs)
     raise KeyError(
         f"unknown embedder {spec!r}: give one of {', '.join(known_embedders())}, a model directory "
         "holding model.keras and metadata.json, or an OpenVINO IR / ONNX network (file or directory)")

@@ -26,6 +26,8 @@ from embedder.preprocess import to_model_input
 log = logging.getLogger(__name__)
 
 NETWORK_SUFFIXES = (".xml", ".onnx")
+IR_FILE = "model.xml"
+IR_WEIGHTS_FILE = "model.bin"
 
 
 @dataclass(frozen=True)
@@ -121,9 +123,16 @@ class RuntimeEmbedder(Embedder):
         self._compiled: Any = None
 
     def _load(self) -> None:
-        """Read the network, give it a dynamic batch size and compile it for the CPU."""
+        """Check the recorded digests, read the network, give it a dynamic batch size and compile it.
+
+        Raises:
+            IntegrityError: a network file differs from the one its metadata records.
+        """
         import openvino as ov
 
+        for name in self.metadata.sha256:
+            if name in (self.network.name, self.network.with_suffix(".bin").name):
+                self.metadata.verified(self.network.parent, name)
         core = ov.Core()
         model = core.read_model(self.network)
         shape = model.input(0).get_partial_shape()

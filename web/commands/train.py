@@ -244,26 +244,31 @@ def fit_projection_command(data_dir: Path, model_dir: Path, out_dir: Path, dims:
 
 @click.command("export")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=_folder, required=True, help="Model directory to write.")
-@click.option("--format", "form", type=click.Choice(["keras-json-h5"]), default="keras-json-h5",
+@click.option("--out", "out_dir", type=_folder, required=True,
+              help="Model directory to write (may be MODEL_DIR itself with --format openvino).")
+@click.option("--format", "form", type=click.Choice(["openvino", "keras-json-h5"]), default="openvino",
               show_default=True,
-              help="keras-json-h5: model.json (the architecture, for keras.models.model_from_json) "
-                   "and model.h5 (the weights, for load_weights), with metadata.json.")
+              help="openvino: model.keras with its OpenVINO IR (model.xml + model.bin, checked against "
+                   "Keras's outputs), what the service embeds with; keras-json-h5: model.json (the "
+                   "architecture, for keras.models.model_from_json) and model.h5 (the weights, for "
+                   "load_weights). metadata.json comes along, with each file's SHA-256.")
 def export_command(model_dir: Path, out_dir: Path, form: str) -> None:
-    """Write MODEL_DIR's model in another format (its metadata.json comes along).
+    """Write MODEL_DIR's model in another format.
 
     \b
-    Example:
+    Examples:
+      reid export runs/old-model --out runs/old-model          # add the OpenVINO IR
       reid export embedder/models/reid-mobilenetv2 --out /tmp/reid-h5 --format keras-json-h5
     """
     from base.integrity import IntegrityError
-    from embedder.training.export import export_keras_json_h5  # loads TensorFlow
+    from embedder.training.export import add_openvino, export_keras_json_h5  # loads TensorFlow
 
+    writer = add_openvino if form == "openvino" else export_keras_json_h5
     try:
-        written = export_keras_json_h5(model_dir, out_dir)
+        written = writer(model_dir, out_dir)
     except (OSError, IntegrityError) as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"wrote {form} model to {written}")
+    click.echo(f"wrote the {form} model to {written}")
 
 
 def register(group: click.Group) -> None:

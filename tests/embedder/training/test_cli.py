@@ -54,7 +54,8 @@ def test_export_writes_the_seeds_form_and_refuses_a_missing_model(tmp_path: Path
     keras.utils.set_random_seed(0)
     model = build_reid_net(3, (64, 32), pretrained=False).inference_model()
     export(model, tmp_path / "model", ModelMetadata(model_id="m", input_size=(64, 32), embedding_dim=1280))
-    result = CliRunner().invoke(export_command, [str(tmp_path / "model"), "--out", str(tmp_path / "h5")])
+    result = CliRunner().invoke(export_command, [str(tmp_path / "model"), "--out", str(tmp_path / "h5"),
+                                                 "--format", "keras-json-h5"])
     assert result.exit_code == 0, result.output
     assert sorted(path.name for path in (tmp_path / "h5").iterdir()) == ["metadata.json", "model.h5", "model.json"]
     (tmp_path / "empty").mkdir()

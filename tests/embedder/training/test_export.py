@@ -14,7 +14,9 @@ from base.integrity import IntegrityError, file_sha256
 from embedder.base import l2_normalize
 from embedder.metadata import ModelMetadata
 from embedder.preprocess import to_model_input
+from embedder.registry import build_embedder
 from embedder.reid_model import KerasEmbedder, ReidEmbedder
+from embedder.runtime_model import RuntimeEmbedder
 from embedder.training.checkpoint import (
     LoopState,
     from_bfloat16_bits,
@@ -52,9 +54,29 @@ def test_keras_file_reloads_to_identical_outputs(exported: tuple[keras.Model, Pa
 
 def test_the_export_holds_only_what_the_service_loads_with_its_digest(exported: tuple[keras.Model, Path]) -> None:
     _, out_dir = exported
-    assert sorted(path.name for path in out_dir.iterdir()) == ["metadata.json", "model.keras"]
+    files = ["metadata.json", "model.bin", "model.keras", "model.xml"]
+    assert sorted(path.name for path in out_dir.iterdir()) == files
     metadata = ModelMetadata.load(out_dir)
-    assert metadata.sha256 == {"model.keras": file_sha256(out_dir / "model.keras")}
+    assert metadata.sha256 == {name: file_sha256(out_dir / name) for name in files[1:]}
+
+
+def test_the_service_embeds_with_the_openvino_ir_as_keras_does(exported: tuple[keras.Model, Path]) -> None:
+    _, out_dir = exported
+    images = [np.random.default_rng(i).integers(0, 256, (100, 40, 3), dtype=np.uint8) for i in range(5)]
+    runtime = build_embedder(str(out_dir))
+    assert isinstance(runtime, RuntimeEmbedder) and runtime.model_id == "test-reid"
+    np.testing.assert_allclose(runtime.embed(images), ReidEmbedder(out_dir).embed(images), atol=1e-5)
+
+
+def test_without_the_ir_the_service_falls_back_to_tensorflow_and_says_so(
+        exported: tuple[keras.Model, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _, out_dir = exported
+    copy = tmp_path / "copy"
+    shutil.copytree(out_dir, copy)
+    (copy / "model.xml").unlink()
+    (copy / "model.bin").unlink()
+    assert isinstance(build_embedder(str(copy)), ReidEmbedder)
+    assert "no OpenVINO IR" in caplog.text
 
 
 def test_the_seeds_json_and_h5_form_is_made_on_demand_and_round_trips(
