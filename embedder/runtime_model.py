@@ -63,10 +63,10 @@ class RuntimeInput:
     def apply(self, rgb: NDArray[np.float32]) -> NDArray[np.float32]:
         """Map an (N, H, W, 3) RGB 0..255 batch to the network's input."""
         pixels = rgb[..., ::-1] if self.channels == "BGR" else rgb
-        pixels = (pixels * self.scale - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        mapped = (pixels * self.scale - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         if self.layout == "NCHW":
-            pixels = pixels.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(pixels, dtype=np.float32)
+            mapped = mapped.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(mapped, dtype=np.float32)
 
 
 def network_file(path: Path) -> Path:
@@ -102,6 +102,8 @@ class RuntimeEmbedder(Embedder):
     mirror images with ``flip_average``), as ``KerasEmbedder`` does.
     """
 
+    metadata: ModelMetadata
+
     def __init__(self, network: Path, metadata: ModelMetadata, runtime: RuntimeInput,
                  batch_size: int = 32, threads: int | None = None) -> None:
         """Describe the network; it is read and compiled on first use.
@@ -117,7 +119,8 @@ class RuntimeEmbedder(Embedder):
         self.runtime = runtime
         self.model_id = metadata.model_id
         self.dim = metadata.embedding_dim
-        self.input_size = tuple(metadata.input_size)
+        height, width = metadata.input_size
+        self.input_size = (height, width)
         self.batch_size = batch_size
         self.threads = threads
         self._compiled: Any = None
