@@ -116,3 +116,28 @@ def encode_png(image: BGRImage) -> bytes:
     if not ok:
         raise ImageError("could not encode the image as PNG")
     return buffer.tobytes()
+
+
+def make_thumbnail(data: bytes, height: int, quality: int = 85) -> bytes:
+    """Return a JPEG at most ``height`` pixels high of the image file ``data`` (never upscaled).
+
+    Large JPEGs are decoded at 1/2, 1/4 or 1/8 of their size (libjpeg scales while decoding),
+    so a thumbnail of a huge upload needs little memory and time.
+
+    Raises:
+        ImageError: ``data`` is not an image OpenCV can decode.
+    """
+    size = image_size(data)
+    flags = cv2.IMREAD_COLOR
+    for factor, reduced in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                            (2, cv2.IMREAD_REDUCED_COLOR_2)):
+        if size is not None and size[1] // factor >= height:
+            flags = reduced
+            break
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags) if data else None
+    if image is None:
+        raise ImageError("the file is not an image OpenCV can decode")
+    if image.shape[0] > height:
+        width = max(1, round(image.shape[1] * height / image.shape[0]))
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return encode_jpeg(image, quality=quality)

@@ -17,3 +17,15 @@ class NotFound(GalleryError):
 
 class Conflict(GalleryError):
     """The request clashes with what is stored (e.g. an image enrolled twice)."""
+
+
+class TooLarge(InvalidInput):
+    """A request bigger than a limit allows (e.g. more decoded pixels than one request may have)."""
+
+
+class Busy(GalleryError):
+    """The service cannot take the request now (e.g. too many images being decoded); retry later."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -8,12 +8,45 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from base.images import make_thumbnail
+
+THUMBNAIL_HEIGHT = 160  # pixels
+
 
 class ImageStore:
-    """Stores image bytes at ``root/<sha[:2]>/<sha>.<ext>``; paths returned are relative."""
+    """Stores image bytes at ``root/<sha[:2]>/<sha>.<ext>``; paths returned are relative.
+
+    Thumbnails are made once, on first request, and kept beside the store under
+    ``thumbnails/<root name>/``; a file's thumbnail is removed with it.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.thumbnails = self.root.parent / "thumbnails" / self.root.name
+
+    def thumbnail(self, relative: str) -> bytes:
+        """Return a stored image's JPEG thumbnail, ``THUMBNAIL_HEIGHT`` pixels high, making it on first use.
+
+        Raises:
+            FileNotFoundError: no such stored file. ImageError: it is not a decodable image.
+        """
+        path = self._thumbnail_path(relative)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        data = make_thumbnail(self.read(relative), THUMBNAIL_HEIGHT)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+        if not self.path(relative).is_file():  # the image was deleted meanwhile: leave nothing of it
+            path.unlink(missing_ok=True)
+        return data
+
+    def _thumbnail_path(self, relative: str) -> Path:
+        return self.thumbnails / f"{relative}.jpg"
 
     def put(self, data: bytes, sha256: str, extension: str) -> tuple[str, bool]:
         """Write ``data`` unless already stored.
@@ -40,6 +73,9 @@ class ImageStore:
                    if p.is_file() and f"{p.parent.name}/{p.name}" not in referenced]
         for path in orphans:
             path.unlink(missing_ok=True)
+        for path in self.thumbnails.glob("*/*"):  # thumbnails of files deleted by a killed process
+            if path.suffix == ".tmp" or f"{path.parent.name}/{path.name[:-4]}" not in referenced:
+                path.unlink(missing_ok=True)
         return len(orphans)
 
     def path(self, relative: str) -> Path:
@@ -51,7 +87,8 @@ class ImageStore:
         return self.path(relative).read_bytes()
 
     def remove(self, relative: str) -> bool:
-        """Delete a stored file; return whether it existed."""
+        """Delete a stored file and its thumbnail; return whether the file existed."""
+        self._thumbnail_path(relative).unlink(missing_ok=True)
         try:
             self.path(relative).unlink()
         except FileNotFoundError:

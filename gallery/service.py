@@ -24,9 +24,11 @@ from gallery.ranking import PersonMatch, best_per_person, decide
 from gallery.sightings import SightingHit, Sightings
 from gallery.uploads import (
     MAX_PIXELS,
+    MAX_REQUEST_PIXELS,
     MIN_HEIGHT,
     MIN_WIDTH,
     CheckedImage,
+    DecodeBudget,
     Upload,
     check_images,
     clean_name,
@@ -92,13 +94,16 @@ class Gallery:
 
     Sessions are passed in by the caller, one per request or command. ``link_threshold`` is
     the score at which enrolled persons are linked to footage sightings; ``max_pixels`` is the
-    most pixels an uploaded image's header may claim (None: no limit).
+    most pixels an uploaded image's header may claim (None: no limit), ``max_request_pixels``
+    the most all images of one request may claim together, and ``max_concurrent_decodes``
+    how many such requests' pixels this process holds decoded at once (``decodes``).
     """
 
     def __init__(self, data_dir: Path, embedder: Embedder, detector: Detector, *,
                  link_threshold: float, min_width: int = MIN_WIDTH, min_height: int = MIN_HEIGHT,
                  detector_min_score: float = MIN_SCORE, sightings_per_query: int = 20,
-                 max_pixels: int | None = MAX_PIXELS) -> None:
+                 max_pixels: int | None = MAX_PIXELS, max_request_pixels: int | None = MAX_REQUEST_PIXELS,
+                 max_concurrent_decodes: int = 2) -> None:
         self.data_dir = Path(data_dir)
         self.store = ImageStore(self.data_dir / "images")
         self.embedder = embedder
@@ -106,6 +111,7 @@ class Gallery:
         self.min_width = min_width
         self.min_height = min_height
         self.max_pixels = max_pixels
+        self.decodes = DecodeBudget(max_request_pixels, max_concurrent_decodes, max_image_pixels=max_pixels)
         self.detector_min_score = detector_min_score
         self.link_threshold = link_threshold
         self.sightings_per_query = sightings_per_query
@@ -195,11 +201,14 @@ class Gallery:
 
         Raises:
             InvalidInput: bad name, notes, or any unusable image.
+            TooLarge: the images claim more pixels together than one request may decode.
+            Busy: other requests' images took the process's decoding budget for too long.
         """
         person = Person(name=clean_name(name), notes=clean_notes(notes))
-        checked = self._check(uploads)
-        session.add(person)
-        self._attach(session, person, checked, source, actor=actor, action="enroll")
+        with self.decodes.hold(uploads):
+            checked = self._check(uploads)
+            session.add(person)
+            self._attach(session, person, checked, source, actor=actor, action="enroll")
         return person
 
     def add_images(self, session: Session, person_id: int, uploads: list[Upload], *,
@@ -209,10 +218,12 @@ class Gallery:
         Raises:
             NotFound: unknown person. InvalidInput: an unusable image.
             Conflict: an image this person already has.
+            TooLarge, Busy: as for ``enroll``.
         """
         person = self.get_person(session, person_id)
-        checked = self._check(uploads)
-        return self._attach(session, person, checked, source, actor=actor, action="add_images")
+        with self.decodes.hold(uploads):
+            checked = self._check(uploads)
+            return self._attach(session, person, checked, source, actor=actor, action="add_images")
 
     def delete_person(self, session: Session, person_id: int, *, actor: str = audit.SYSTEM) -> DeletionReceipt:
         """Erase a person: their row, images, files, vectors and links to footage sightings.

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from base.image_header import image_size
 from base.images import BGRImage, ImageError, decode_image
-from gallery.errors import InvalidInput
+from gallery.errors import Busy, InvalidInput, TooLarge
 
 MAX_NAME_LENGTH = 200
 MAX_NOTES_LENGTH = 5000
@@ -15,6 +19,10 @@ MAX_NOTES_LENGTH = 5000
 MIN_WIDTH = 24  # pixels; narrower images are too small to hold a person
 MIN_HEIGHT = 48
 MAX_PIXELS = 40_000_000  # an image whose header claims more is refused undecoded
+MAX_REQUEST_PIXELS = 100_000_000  # all the images of one request together (300 MB decoded)
+DECODE_WAIT = 30.0  # seconds a request waits for other requests' images to be released
+# Bidirectional embeddings, overrides and isolates: they make a name display as another.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _EXTENSIONS = {b"\xff\xd8": ".jpg", b"\x89P": ".png", b"BM": ".bmp", b"RI": ".webp"}
 
 
@@ -48,15 +56,17 @@ def clean_name(name: str | None) -> str:
     """Return the person's name stripped of outer blanks.
 
     Raises:
-        InvalidInput: missing or blank, longer than 200 characters, or with control characters.
+        InvalidInput: missing or blank, longer than 200 characters, or with control characters
+            or bidirectional overrides (U+202E would make the name display reversed).
     """
     name = (name or "").strip()
     if not name:
         raise InvalidInput("a name is required")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidInput(f"the name is {len(name)} characters long; at most {MAX_NAME_LENGTH} allowed")
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
-        raise InvalidInput("the name must not contain control characters or invalid Unicode")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI_CONTROLS for ch in name):
+        raise InvalidInput("the name must not contain control characters, bidirectional overrides "
+                           "or invalid Unicode")
     return name
 
 
@@ -119,3 +129,63 @@ def check_images(uploads: list[Upload], *, min_width: int, min_height: int,
             raise InvalidInput(f"{safe_filename(item.upload.filename) or 'a file'} is uploaded twice")
         seen.add(item.sha256)
     return checked
+
+
+def claimed_pixels(uploads: list[Upload], max_pixels: int | None = None) -> int:
+    """Return the pixels the uploads' headers claim together.
+
+    Files without a readable header, and images claiming more than ``max_pixels`` (refused
+    undecoded by ``check_image``), count 0.
+    """
+    total = 0
+    for upload in uploads:
+        size = image_size(upload.data)
+        if size is not None and (max_pixels is None or size[0] * size[1] <= max_pixels):
+            total += size[0] * size[1]
+    return total
+
+
+class DecodeBudget:
+    """Bounds the decoded pixels of one request, and of all requests being decoded in a process.
+
+    A request's images stay decoded while it is embedded and stored, so its claimed pixels
+    are held from before decoding until it is done; a request that would take the process
+    past ``concurrent`` requests' worth waits, then is refused as busy. Images claiming more
+    than ``max_image_pixels`` are not counted: ``check_image`` refuses them undecoded. Thread-safe.
+    """
+
+    def __init__(self, max_request_pixels: int | None = MAX_REQUEST_PIXELS, concurrent: int = 2,
+                 wait: float = DECODE_WAIT, max_image_pixels: int | None = MAX_PIXELS) -> None:
+        self.max_request_pixels = max_request_pixels
+        self.max_image_pixels = max_image_pixels
+        self.capacity = None if max_request_pixels is None else max_request_pixels * concurrent
+        self.wait = wait
+        self.held = 0
+        self._free = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, uploads: list[Upload]) -> Iterator[None]:
+        """Hold the uploads' claimed pixels for the block.
+
+        Raises:
+            TooLarge: together they claim more than ``max_request_pixels``.
+            Busy: the process's budget stayed taken for ``wait`` seconds.
+        """
+        pixels = claimed_pixels(uploads, self.max_image_pixels)
+        if self.max_request_pixels is not None and pixels > self.max_request_pixels:
+            raise TooLarge(f"the images of this request have {pixels:,} pixels together, more than "
+                           f"the limit of {self.max_request_pixels:,}: send them in several requests")
+        if self.capacity is None or pixels == 0:
+            yield
+            return
+        with self._free:
+            if not self._free.wait_for(lambda: self.held + pixels <= self.capacity, self.wait):
+                raise Busy("the server is decoding other large images: try again shortly",
+                           retry_after=max(1, round(self.wait)))
+            self.held += pixels
+        try:
+            yield
+        finally:
+            with self._free:
+                self.held -= pixels
+                self._free.notify_all()

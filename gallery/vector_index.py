@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import re
@@ -62,13 +64,31 @@ class VectorIndex:
         """Summarize the ids held."""
         return IdFingerprint.of(self.ids())
 
+    @property
+    def checksum_path(self) -> Path:
+        """Return the file holding the SHA-256 of the index file (its ids and vectors)."""
+        return self.path.with_name(self.path.name + ".sha256")
+
     def load(self) -> bool:
-        """Read the index file if there is a usable one; return whether it was read."""
+        """Read the index file if there is a usable one; return whether it was read.
+
+        A file whose SHA-256 differs from the one recorded at its save (altered vectors or
+        ids, a damaged file, or one saved without a checksum) is not used.
+        """
         with self._lock:
             if not self.path.is_file():
                 return False
+            data = self.path.read_bytes()
             try:
-                index = faiss.read_index(str(self.path))
+                recorded = self.checksum_path.read_text().strip()
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError):
+                recorded = ""
+            if not hmac.compare_digest(recorded, hashlib.sha256(data).hexdigest()):
+                log.warning("ignoring index %s: its content does not match the checksum recorded "
+                            "when it was saved (altered or damaged)", self.path)
+                return False
+            try:
+                index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
             except RuntimeError as exc:
                 log.warning("ignoring unreadable index %s: %s", self.path, exc)
                 return False
@@ -79,17 +99,20 @@ class VectorIndex:
             return True
 
     def save(self) -> None:
-        """Write the index to its file atomically (temporary file, then rename)."""
+        """Write the index and then its SHA-256 to their files, each atomically (temporary file, rename).
+
+        Raises:
+            IndexPathError: the index or checksum path is taken by something not a file.
+        """
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
-            os.close(fd)
-            try:
-                faiss.write_index(self._index, tmp)
-                os.replace(tmp, self.path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            for path in (self.path, self.checksum_path):
+                if path.exists() and not path.is_file():
+                    raise IndexPathError(f"{path} is not a regular file: move it away "
+                                         "(the index is rebuilt from the database)")
+            data = faiss.serialize_index(self._index)
+            _write_atomic(self.path, data)
+            _write_atomic(self.checksum_path, (hashlib.sha256(data).hexdigest() + "\n").encode())
 
     def rebuild(self, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
         """Replace the whole content with ``vectors`` (N, dim) under ``ids`` (N,), then save."""
@@ -137,8 +160,33 @@ class VectorIndex:
             self._index.add_with_ids(vectors, ids)
 
 
+class IndexPathError(OSError):
+    """An index file cannot be written: its path is taken by a folder or another non-file."""
+
+
+def _write_atomic(path: Path, data: object) -> None:
+    """Write ``data`` (bytes or a uint8 array) to ``path`` through a temporary file and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(memoryview(data))  # type: ignore[arg-type]
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _check_vectors(vectors: NDArray[np.float32], dim: int) -> NDArray[np.float32]:
     if not (isinstance(vectors, np.ndarray) and vectors.dtype == np.float32
             and vectors.ndim == 2 and vectors.shape[1] == dim):
         raise TypeError(f"vectors must be a float32 array of shape (N, {dim})")
     return np.ascontiguousarray(vectors)
+
+
+def unusable_index_paths(directory: Path) -> list[str]:
+    """Describe each path in an index directory that is in the way of an index file (a folder, say)."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        return [f"{directory} is not a folder: move it away (the indexes are rebuilt from the database)"]
+    return [f"{path} is not a regular file: move it away (the index is rebuilt from the database)"
+            for path in sorted(directory.glob("*.faiss*")) if not path.is_file()]

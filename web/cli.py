@@ -12,6 +12,7 @@ from flask.cli import ScriptInfo, with_appcontext
 from gallery.audit import cli_actor
 from gallery.service import SearchResponse
 from gallery.uploads import Upload, check_image
+from gallery.vector_index import unusable_index_paths
 from web import create_app
 from web.commands import access as access_commands
 from web.commands import cli_errors
@@ -58,8 +59,11 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
     """Serve the web pages and the JSON API (in open mode, on this machine only)."""
     from flask import current_app
 
-    access_commands.refuse_open_network(host)
+    open_mode = access_commands.refuse_open_network(host)
     state = reid()
+    problems = unusable_index_paths(state.data_dir / "index")
+    if problems:
+        raise click.ClickException("; ".join(problems))
     if not dev:  # gunicorn: the workers build the app themselves; nothing heavy is forked
         from web.server import serve as serve_gunicorn
 
@@ -68,7 +72,8 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
         state.engine.dispose()
         click.echo(f"data in {state.data_dir} · serving on http://{host}:{port}/ with "
                    f"{workers} worker processes × {threads} threads", err=True)
-        serve_gunicorn(state.data_dir, host=host, port=port, workers=workers, threads=threads)
+        serve_gunicorn(state.data_dir, host=host, port=port, workers=workers, threads=threads,
+                       open_mode=open_mode)
         return
     gallery = state.gallery
     indexed = len(gallery.index(db_session()))

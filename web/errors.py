@@ -10,12 +10,12 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from gallery.errors import Conflict, GalleryError, InvalidInput, NotFound
+from gallery.errors import Busy, Conflict, GalleryError, InvalidInput, NotFound, TooLarge
 from web.state import DatabaseNotReady, db_session
 
 log = logging.getLogger(__name__)
 
-_STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409}
+_STATUS = {InvalidInput: 400, TooLarge: 413, NotFound: 404, Conflict: 409, Busy: 503}
 
 
 def error_response(status: int, code: str, message: str) -> tuple[Response | str, int]:
@@ -40,7 +40,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(GalleryError)
     def gallery_error(exc: GalleryError) -> ResponseReturnValue:
         status = _STATUS.get(type(exc), 400)
-        return error_response(status, type(exc).__name__.lower(), str(exc))
+        body, status = error_response(status, type(exc).__name__.lower(), str(exc))
+        return body, status, {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else {}
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> ResponseReturnValue:

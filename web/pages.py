@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import cast
 
-import cv2
 from flask import (
     Blueprint,
     Response,
@@ -18,7 +16,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from base.images import BGRImage, decode_image, encode_jpeg
+from base.images import encode_jpeg
 from detector.base import Detection
 from detector.drawing import draw_detections
 from web import params
@@ -29,7 +27,8 @@ from web.timeline import layout
 
 bp = Blueprint("pages", __name__)
 
-THUMBNAIL_HEIGHT = 160
+# Person images and crops are never kept by browsers: once erased, they are gone from view too.
+PERSONAL_IMAGE_HEADERS = {"Cache-Control": "no-store"}
 
 
 @bp.get("/")
@@ -114,20 +113,15 @@ def image_file(image_id: int) -> ResponseReturnValue:
     mimetype = {".jpg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp",
                 ".webp": "image/webp"}.get(Path(image.stored_path).suffix, "application/octet-stream")
     return Response(gallery.store.read(image.stored_path), mimetype=mimetype,
-                    headers={"Cache-Control": "private, max-age=3600"})
+                    headers=PERSONAL_IMAGE_HEADERS)
 
 
 @bp.get("/images/<int:image_id>/thumb")
 @requires("viewer")
 def image_thumbnail(image_id: int) -> ResponseReturnValue:
     gallery = reid().gallery
-    image = decode_image(gallery.store.read(gallery.get_image(db_session(), image_id).stored_path))
-    scale = THUMBNAIL_HEIGHT / image.shape[0]
-    if scale < 1:
-        image = cast(BGRImage, cv2.resize(image, (max(1, round(image.shape[1] * scale)), THUMBNAIL_HEIGHT),
-                                          interpolation=cv2.INTER_AREA))
-    return Response(encode_jpeg(image, quality=85), mimetype="image/jpeg",
-                    headers={"Cache-Control": "private, max-age=3600"})
+    return Response(gallery.store.thumbnail(gallery.get_image(db_session(), image_id).stored_path),
+                    mimetype="image/jpeg", headers=PERSONAL_IMAGE_HEADERS)
 
 
 @bp.get("/sightings/crops/<int:crop_id>")
@@ -135,7 +129,7 @@ def image_thumbnail(image_id: int) -> ResponseReturnValue:
 def sighting_crop(crop_id: int) -> ResponseReturnValue:
     sightings = reid().gallery.sightings
     return Response(sightings.store.read(sightings.get_crop(db_session(), crop_id).stored_path),
-                    mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+                    mimetype="image/jpeg", headers=PERSONAL_IMAGE_HEADERS)
 
 
 @bp.get("/sightings/<int:sighting_id>/frame")
@@ -143,4 +137,4 @@ def sighting_crop(crop_id: int) -> ResponseReturnValue:
 def sighting_frame(sighting_id: int) -> ResponseReturnValue:
     frame, box = reid().gallery.sightings.frame(db_session(), sighting_id)
     return Response(encode_jpeg(draw_detections(frame, [box], labels=[f"sighting {sighting_id}"])),
-                    mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+                    mimetype="image/jpeg", headers=PERSONAL_IMAGE_HEADERS)

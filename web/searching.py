@@ -15,10 +15,14 @@ def search_request() -> tuple[BGRImage, SearchResponse]:
 
     Raises:
         InvalidInput: missing or unusable image, bad parameter.
+        Busy: other requests' images took the worker's decoding budget for too long.
     """
     state = reid()
     top_k = params.top_k()
     threshold = params.threshold(state.default_threshold())
-    checked = check_image(params.one_upload("image"), **state.settings.image_limits())
-    return checked.image, state.gallery.search(db_session(), checked.image, top_k=top_k, threshold=threshold,
-                                               actor=actor(), query_sha256=checked.sha256)
+    upload = params.one_upload("image")
+    with state.gallery.decodes.hold([upload]):
+        checked = check_image(upload, **state.settings.image_limits())
+        return checked.image, state.gallery.search(db_session(), checked.image, top_k=top_k,
+                                                   threshold=threshold, actor=actor(),
+                                                   query_sha256=checked.sha256)

@@ -11,17 +11,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from detector.base import MIN_SCORE
 from detector.registry import DEFAULT_DETECTOR
 from gallery.service import MAX_TOP_K
-from gallery.uploads import MAX_PIXELS, MIN_HEIGHT, MIN_WIDTH
+from gallery.uploads import MAX_PIXELS, MAX_REQUEST_PIXELS, MIN_HEIGHT, MIN_WIDTH
 
 ENV_PREFIX = "REID_"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")  # the hosts served in open mode by default
 _UNSHOWN = frozenset({"secret_key", "database_url"})  # values kept out of error messages
 
 
@@ -55,7 +56,16 @@ class Settings(BaseSettings):
     min_image_width: int = Field(MIN_WIDTH, ge=1)
     min_image_height: int = Field(MIN_HEIGHT, ge=1)
     max_image_pixels: int | None = Field(MAX_PIXELS, ge=1)  # None: no limit, any format OpenCV reads
+    max_request_pixels: int | None = Field(MAX_REQUEST_PIXELS, ge=1)  # all images of one request together
+    max_concurrent_decodes: int = Field(2, ge=1)  # requests' worth of pixels decoded at once per worker
     max_content_length: int = Field(32 * 1024 * 1024, ge=1)
+    allowed_hosts: Annotated[list[str] | None, NoDecode] = None  # None: loopback names in open mode, else any
+    client_timeout: int = Field(20, ge=1)  # seconds to send a request's headers; idle connections close after it
+    min_upload_rate: int = Field(500, ge=1)  # bytes per second a request's body must average after that
+    connection_limit: int = Field(500, ge=10)  # open connections per worker process
+    sign_in_limit_per_address: int = Field(10, ge=1)  # failed sign-ins per client address per window
+    sign_in_limit_per_user: int = Field(20, ge=1)  # failed sign-ins per user name per window
+    sign_in_limit_window: int = Field(900, ge=1)  # seconds
     secret_key: str | None = None  # None: generated once into data_dir
     session_cookie_samesite: Literal["Lax", "Strict", "None"] = "Lax"  # the sign-in cookie's
     session_cookie_secure: bool = False  # true when served over HTTPS (behind a TLS proxy)
@@ -65,6 +75,21 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_user(cls, path: Path) -> Path:
         return path.expanduser()
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        """Read ``REID_ALLOWED_HOSTS`` as a comma-separated list (``*``: any host)."""
+        if isinstance(value, str):
+            value = [host.strip().lower() for host in value.split(",") if host.strip()]
+        return value or None
+
+    def trusted_hosts(self, open_mode: bool) -> list[str] | None:
+        """Return the Host header values served (None: any): the setting, else in open mode loopback only."""
+        hosts = self.allowed_hosts
+        if hosts is None:
+            return list(LOOPBACK_HOSTS) if open_mode else None
+        return None if "*" in hosts else hosts
 
     def image_limits(self) -> dict[str, Any]:
         """Return the upload checks' keyword arguments: ``min_width``, ``min_height``, ``max_pixels``."""

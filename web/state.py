@@ -84,7 +84,9 @@ class ReidState:
                     raise SettingsError(f"REID_DETECTOR: {error.args[0]}") from error
                 self._gallery = Gallery(
                     self.data_dir, self.embedder, detector, link_threshold=self.default_threshold(),
-                    detector_min_score=self.settings.detector_min_score, **self.settings.image_limits())
+                    detector_min_score=self.settings.detector_min_score, **self.settings.image_limits(),
+                    max_request_pixels=self.settings.max_request_pixels,
+                    max_concurrent_decodes=self.settings.max_concurrent_decodes)
             return self._gallery
 
     def default_threshold(self) -> float:

@@ -143,15 +143,20 @@ def audit_command(since: datetime | None, fmt: str) -> None:
     click.echo(text, nl=not text.endswith("\n"))
 
 
-def refuse_open_network(host: str) -> None:
+def refuse_open_network(host: str) -> bool:
     """Stop ``reid serve`` from listening beyond this machine while the service is in open mode.
+
+    Returns:
+        Whether the service is in open mode (the server checks the sockets it binds too).
 
     Raises:
         click.ClickException: no key or user exists and ``host`` is not a loopback address.
     """
-    refusal = open_mode_refusal(host, access.auth_enabled(_session()))
+    enabled = access.auth_enabled(_session())
+    refusal = open_mode_refusal(host, enabled)
     if refusal:
         raise click.ClickException(refusal)
+    return not enabled
 
 
 def register(group: click.Group) -> None:
