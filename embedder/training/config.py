@@ -74,3 +74,17 @@ class TrainConfig:
                 return [str(item) for item in value]  # data folders, sets, teachers; empty ones too
             return str(value) if isinstance(value, Path) else value
         return {key: plain(value) for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """The settings of one adaptation: ``steps`` fine-tuning batches of ``persons`` x ``per_person``."""
+
+    steps: int = 200
+    learning_rate: float = 1e-5
+    persons: int = 16
+    per_person: int = 4
+    bn_batches: int = 40
+    anchor_weight: float = 1.0
+    frozen_blocks: int = 4
+    seed: int = 0

@@ -69,18 +69,28 @@ def load_training_set(roots: Sequence[Path], input_size: tuple[int, int], *, chu
         ImageError: an image cannot be decoded.
     """
     items = list_sources(roots)
+    if len({item.person for item in items}) < 2:
+        raise ValueError(f"{', '.join(map(str, roots))} hold fewer than 2 person folders; training needs at least 2")
+    data = load_images(items, input_size, chunk=chunk, progress=progress)
+    log.info("loaded %d images of %d persons from %s at %dx%d", len(items), data.num_classes,
+             ", ".join(map(str, roots)), *input_size)
+    return data
+
+
+def load_images(items: Sequence[LabelledImage], input_size: tuple[int, int], *, chunk: int = 256,
+                progress: bool = True) -> TrainingSet:
+    """Decode ``items``' images, resize them to ``input_size`` and label their persons 0..P-1 (sorted).
+
+    Raises:
+        ImageError: an image cannot be decoded.
+    """
     persons = tuple(sorted({item.person for item in items}))
-    if len(persons) < 2:
-        raise ValueError(f"{', '.join(map(str, roots))} hold {len(persons)} person folder(s); "
-                         "training needs at least 2")
     index = {person: label for label, person in enumerate(persons)}
     images = np.empty((len(items), *input_size, 3), dtype=np.uint8)
     for start in tqdm(range(0, len(items), chunk), desc="decoding", unit="chunk", disable=not progress):
         batch = [read_image(item.path) for item in items[start:start + chunk]]
         images[start:start + len(batch)] = to_model_input(batch, input_size).astype(np.uint8)
     labels = np.array([index[item.person] for item in items], dtype=np.int32)
-    log.info("loaded %d images of %d persons from %s at %dx%d", len(items), len(persons),
-             ", ".join(map(str, roots)), *input_size)
     return TrainingSet(images=images, labels=labels, persons=persons, items=tuple(items))
 
 

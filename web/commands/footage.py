@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
+from embedder.training.config import AdaptConfig
 from footage.settings import FootageSettings
 from gallery.audit import cli_actor
 from web.commands import cli_errors
@@ -39,10 +40,12 @@ def index_footage_command(paths: tuple[Path, ...], camera: str | None, start: da
     from gallery.footage_indexing import index_footage
 
     state = reid()
-    settings = FootageSettings() if analysis_fps is None else FootageSettings(analysis_fps=analysis_fps)
+    settings = FootageSettings(tile_every=state.settings.footage_tile_every,
+                               **({} if analysis_fps is None else {"analysis_fps": analysis_fps}))
     try:
         summary = index_footage(
             state.sessions, state.gallery, list(paths), detector_spec=state.settings.detector,
+            detector_options=state.settings.detector_options(),
             embedder_spec=state.embedder_spec, settings=settings, camera=camera,
             start=start.replace(tzinfo=UTC) if start else None, workers=workers,
             actor=cli_actor())
@@ -65,7 +68,58 @@ def purge_footage_command(days: float) -> None:
     click.echo(f"purged footage recorded before {cutoff:%Y-%m-%d %H:%M} UTC: {json.dumps(receipt.to_dict())}")
 
 
+@click.command("adapt")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Model directory to write the adapted model to.")
+@click.option("--source", "source_dirs", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Labelled training data (one folder per person) kept in the mix so the model does "
+                   "not forget; repeatable. Without it the model is anchored to its own footage vectors.")
+@click.option("--link-threshold", type=click.FloatRange(-1.0, 1.0), default=None,
+              help="Score at which two tracks (not seen together on one camera) count as one person "
+                   "[default: the match threshold].")
+@click.option("--steps", type=click.IntRange(1), default=AdaptConfig.steps, show_default=True,
+              help="Fine-tuning batches.")
+@click.option("--learning-rate", type=click.FloatRange(0.0, min_open=True), default=AdaptConfig.learning_rate,
+              show_default=True, help="Adam learning rate of the fine-tuning.")
+@with_appcontext
+@cli_errors
+def adapt_command(out_dir: Path, source_dirs: tuple[Path, ...], link_threshold: float | None, steps: int,
+                  learning_rate: float) -> None:
+    """Adapt the model to this site's cameras from its indexed footage, without labels.
+
+    The tracks of the footage indexed with the current model are joined into pseudo-identities
+    (tracks seen together on one camera are different persons; alike tracks otherwise join),
+    the network's batch-norm statistics are re-estimated on their crops, and it is fine-tuned
+    briefly on them (with --source data in the mix). Point REID_EMBEDDER at OUT to use the
+    result: the gallery and new footage are embedded with it from then on (re-index footage
+    to refresh old sightings). Calibrate it with `reid calibrate --model OUT`.
+    """
+    from embedder.training.adapt import adapt_model  # loads TensorFlow
+    from gallery.adaptation import footage_training_crops
+
+    state = reid()
+    model_dir = Path(state.embedder_spec)
+    if not (model_dir / "model.keras").is_file():
+        raise click.UsageError(f"adapting needs a trained model directory with model.keras; the configured "
+                               f"embedder is {state.embedder_spec!r}")
+    threshold = link_threshold if link_threshold is not None else state.gallery.link_threshold
+    crops = footage_training_crops(db_session(), state.gallery.sightings.store.root, state.embedder.model_id,
+                                   threshold)
+    if not crops:
+        raise click.ClickException(f"no footage indexed with {state.embedder.model_id}: run "
+                                   "`reid index-footage` first")
+    config = AdaptConfig(steps=steps, learning_rate=learning_rate)
+    try:
+        metadata = adapt_model(model_dir, out_dir, crops, source_dirs, config)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {metadata.model_id} to {out_dir} "
+               f"({metadata.recipe['adaptation']['pseudo_identities']} pseudo-identities, "
+               f"{metadata.recipe['adaptation']['footage_crops']} crops); use it with REID_EMBEDDER={out_dir}")
+
+
 def register(group: click.Group) -> None:
     """Add the footage commands to ``group``."""
-    group.add_command(index_footage_command)
-    group.add_command(purge_footage_command)
+    for command in (index_footage_command, purge_footage_command, adapt_command):
+        group.add_command(command)
