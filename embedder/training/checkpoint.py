@@ -1,11 +1,7 @@
 """Training checkpoints: model weights, optimizer state and loop state in one atomic ``.npz``.
 
-A full checkpoint stores everything as saved, so resuming from it is exact. A compact one
-(the copy meant for committing) stores the optimizer's float tensors (Adam's moments) as
-bfloat16, i.e. the top 16 bits of each float32, which keeps float32's exponent range (float16
-would flush Adam's tiny second moments to zero), and is zip-compressed; weights stay float32.
-Resuming from a compact checkpoint is exact in data order, step count and weights, and close
-in the updates that follow.
+A checkpoint stores everything as saved, so resuming from it is exact. Checkpoints live in a
+local folder (``--checkpoint-dir``), never in the repository.
 """
 
 from __future__ import annotations
@@ -39,18 +35,6 @@ class LoopState:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-def to_bfloat16_bits(values: NDArray[np.float32]) -> NDArray[np.uint16]:
-    """Round float32 ``values`` to bfloat16 (nearest, ties to even) and return the raw 16 bits."""
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    rounding = ((bits >> 16) & 1) + np.uint32(0x7FFF)
-    return ((bits + rounding) >> 16).astype(np.uint16)
-
-
-def from_bfloat16_bits(bits: NDArray[np.uint16]) -> NDArray[np.float32]:
-    """Return the float32 values of raw bfloat16 ``bits``."""
-    return (bits.astype(np.uint32) << 16).view(np.float32)
-
-
 def _atomic_write(path: Path, write: Any) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then move it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,19 +51,15 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 
 def save_checkpoint(path: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer,
-                    state: LoopState, *, compact: bool = False) -> Path:
+                    state: LoopState) -> Path:
     """Write ``model``'s weights, ``optimizer``'s variables and ``state`` to ``path`` atomically."""
     arrays: dict[str, NDArray] = {
         "state": np.frombuffer(json.dumps(asdict(state)).encode(), dtype=np.uint8)}
     for i, variable in enumerate(model.weights):
         arrays[f"model/{i:04d}"] = np.asarray(variable.numpy())
     for i, variable in enumerate(optimizer.variables):
-        value = np.asarray(variable.numpy())
-        if compact and value.dtype == np.float32 and value.size > 1:
-            arrays[f"optimizer_bf16/{i:04d}"] = to_bfloat16_bits(value)
-        else:
-            arrays[f"optimizer/{i:04d}"] = value
-    write = np.savez_compressed if compact else np.savez
+        arrays[f"optimizer/{i:04d}"] = np.asarray(variable.numpy())
+    write = np.savez
     # numpy's stubs fear that a name in **arrays is allow_pickle; ours are state, model/..., optimizer/...
     _atomic_write(Path(path), lambda file: write(file, **arrays))  # type: ignore[arg-type]
     log.info("saved checkpoint %s (epoch %d, step %d)", path, state.epoch, state.step)
@@ -129,10 +109,7 @@ def load_checkpoint(path: Path, model: keras.Model, optimizer: keras.optimizers.
                              f"tensors; expected {len(model.weights)} and {len(optimizer.variables)}")
         state = LoopState(**json.loads(archive["state"].tobytes()))
         model_values = [archive[f"model/{i:04d}"] for i in range(len(model.weights))]
-        optimizer_values = [
-            from_bfloat16_bits(archive[f"optimizer_bf16/{i:04d}"])
-            if f"optimizer_bf16/{i:04d}" in archive.files else archive[f"optimizer/{i:04d}"]
-            for i in range(len(optimizer.variables))]
+        optimizer_values = [archive[f"optimizer/{i:04d}"] for i in range(len(optimizer.variables))]
     _assign(path, model.weights, model_values)
     _assign(path, optimizer.variables, optimizer_values)
     log.info("resumed from %s at epoch %d, step %d", path, state.epoch, state.step)
