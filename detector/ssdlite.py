@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from base.boxes import suppress_overlaps
 from base.images import BGRImage
 from detector.base import Detection, Detector
+from detector.tiling import Tiling
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +72,19 @@ class SSDLitePersonDetector(Detector):
         max_containment: drop a box when more than this share of the smaller of it and a
             better kept box lies inside the other; 1.0 disables.
         batch_size: images per graph call in ``detect_batch``.
+        tiling: when and how large frames are tiled (``Detector``).
 
     Raises:
         ValueError: a size or batch size below 1, or a threshold outside [0, 1].
     """
 
     model_id = "ssdlite-mobilenetv2-person-300"
+    input_size = (INPUT_SIZE, INPUT_SIZE)
 
     def __init__(self, *, min_width: int = 1, min_height: int = 1, nms_iou: float = 0.5,
-                 max_containment: float = 0.9, batch_size: int = 8) -> None:
-        super().__init__()
+                 max_containment: float = 0.9, batch_size: int = 8,
+                 tiling: Tiling | None = None) -> None:
+        super().__init__(tiling)
         if min_width < 1 or min_height < 1:
             raise ValueError(
                 f"min_width and min_height must be >= 1, got {min_width}, {min_height}")

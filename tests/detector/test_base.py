@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from detector.base import Detection
-from detector.registry import DETECTORS, build_detector
+from detector.registry import build_detector
 from detector.whole_image import WholeImageDetector
+from tests.detector.conftest import DETECTOR_NAMES
 
 
 def test_detection_as_list_and_frozen() -> None:
@@ -19,7 +20,7 @@ def test_detection_as_list_and_frozen() -> None:
         detection.x = 5  # type: ignore[misc]  # writing a frozen field is what is tested
 
 
-@pytest.mark.parametrize("name", sorted(DETECTORS))
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
 @pytest.mark.parametrize("bad", [
     np.zeros((32, 32), np.uint8),
     np.zeros((32, 32, 4), np.uint8),
@@ -36,7 +37,7 @@ def test_rejects_images_that_are_not_hwc3_uint8(name: str, bad: object) -> None:
         detector.detect_batch([np.zeros((8, 8, 3), np.uint8), bad])  # type: ignore[list-item]  # on purpose
 
 
-@pytest.mark.parametrize("name", sorted(DETECTORS))
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
 def test_rejects_empty_images_and_bad_scores(name: str) -> None:
     detector = build_detector(name)
     with pytest.raises(ValueError, match="empty"):
@@ -46,7 +47,7 @@ def test_rejects_empty_images_and_bad_scores(name: str) -> None:
             detector.detect(np.zeros((10, 10, 3), np.uint8), min_score=score)
 
 
-@pytest.mark.parametrize("name", sorted(DETECTORS))
+@pytest.mark.parametrize("name", DETECTOR_NAMES)
 def test_empty_batch_gives_empty_list(name: str) -> None:
     assert build_detector(name).detect_batch([]) == []
 

@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from detector.pedestrian_adas import DEFAULT_ADAS_PATH, PedestrianAdasDetector
 from detector.registry import DEFAULT_DETECTOR, build_detector
 from detector.ssdlite import SSDLitePersonDetector
+from detector.tiling import Tiling
 from detector.whole_image import WholeImageDetector
 
 
-def test_default_is_ssdlite_with_kwargs_passed() -> None:
-    assert DEFAULT_DETECTOR == "ssdlite"
+def test_default_is_auto_with_kwargs_passed() -> None:
+    assert DEFAULT_DETECTOR == "auto"
     detector = build_detector(min_height=50, batch_size=4)
-    assert isinstance(detector, SSDLitePersonDetector)
+    expected = PedestrianAdasDetector if DEFAULT_ADAS_PATH.is_dir() else SSDLitePersonDetector
+    assert isinstance(detector, expected)
     assert (detector.min_height, detector.batch_size) == (50, 4)
+
+
+def test_auto_falls_back_to_ssdlite_without_the_adas_files(tmp_path: Path) -> None:
+    detector = build_detector("auto", model_path=tmp_path / "missing")
+    assert isinstance(detector, SSDLitePersonDetector)
+
+
+def test_pedestrian_adas_without_its_files_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=rf"{tmp_path / 'missing'}.*REID_DETECTOR_MODEL"):
+        build_detector("pedestrian-adas", model_path=tmp_path / "missing")
+
+
+def test_tiling_options_reach_the_detector() -> None:
+    assert build_detector("ssdlite").tiling == Tiling()
+    assert build_detector("ssdlite", tiles=False).tiling == Tiling(enabled=False)
+    assert build_detector("ssdlite", tile_size=600).tiling.tile_size((300, 300)) == (600, 600)
+    plugin = build_detector("tests.footage.synthetic:ColourDetector", tiles=False)
+    assert plugin.tiling == Tiling(enabled=False)
+    with pytest.raises(ValueError, match="tile_width"):
+        build_detector("ssdlite", tile_size=8)
 
 
 def test_none_is_whole_image() -> None:
@@ -21,7 +46,8 @@ def test_none_is_whole_image() -> None:
 
 
 def test_unknown_name_lists_known_names() -> None:
-    with pytest.raises(KeyError, match="unknown detector 'yolo'; known: none, ssdlite"):
+    with pytest.raises(KeyError,
+                       match="unknown detector 'yolo'; known: auto, none, pedestrian-adas, ssdlite"):
         build_detector("yolo")
 
 
