@@ -1,11 +1,22 @@
-"""Measure embedding throughput (images/s) of a re-ID model directory at batch sizes 1 and 64.
+"""Embedding speed and accuracy per runtime and test-time views: what each pass costs and buys.
 
-Usage: python benchmarks/embed_speed.py [--model DIR] [--runs 5] [--out bench-results/embed_speed.json]
+Usage: python -m benchmarks.embed_speed [--model DIR] [--runs 5] [--batch-sizes 1 64]
+       [--set DIR ...] [--report-set DIR ...] [--out bench-results/embed_speed.json]
+
+For each number of passes per crop (1: one centre crop; 2: the same and its mirror image;
+4: two centre crops standing for the training zoom, each with its mirror image, as the shipped
+model's metadata says), it measures crops/s at each batch size with TensorFlow (the Keras model)
+and with OpenVINO (the model directory's IR), in the same run, median of ``--runs``; and, with
+OpenVINO (whose outputs match TensorFlow's), rank-1 and mAP on each ``--set`` (default: the
+cross-domain sets of ../shared/data/multisource/val) and their mean, and on each ``--report-set``
+(default: cuhk03/val).
+Figures are printed and written as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -14,19 +25,27 @@ import statistics
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
+from embedder.base import Embedder
+from embedder.datasets import find_sets
+from embedder.evaluation.evaluate import EvaluationReport, evaluate_folders, mean_figures
+from embedder.metadata import ModelMetadata
 from embedder.registry import SHIPPED_MODEL_DIR
-from embedder.reid_model import ReidEmbedder
+from embedder.reid_model import MODEL_FILE, KerasEmbedder
+from embedder.runtime_model import IR_FILE, RuntimeEmbedder, RuntimeInput
 
 log = logging.getLogger(__name__)
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+VIEWS = {1: ((0.89,), False), 2: ((0.89,), True), 4: ((0.94, 0.84), True)}
 
 
-def images_per_second(embedder: ReidEmbedder, batch: int, runs: int, min_seconds: float = 1.0) -> list[float]:
-    """Return ``runs`` throughput figures, each over repeated ``batch``-image calls lasting ``min_seconds``."""
+def crops_per_second(embedder: Embedder, batch: int, runs: int, min_seconds: float = 1.0) -> float:
+    """Return the median over ``runs`` of crops/s, each over repeated ``batch``-crop calls lasting ``min_seconds``."""
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, size=(300, 110, 3), dtype=np.uint8) for _ in range(batch)]
-    embedder.embed(images)  # warm-up: traces the forward pass for this batch shape
+    embedder.embed(images)  # warm-up: traces or compiles the forward pass for this batch shape
     figures = []
     for _ in range(runs):
         calls, started = 0, time.perf_counter()
@@ -34,30 +53,68 @@ def images_per_second(embedder: ReidEmbedder, batch: int, runs: int, min_seconds
             embedder.embed(images)
             calls += 1
         figures.append(calls * batch / elapsed)
-    return figures
+    return statistics.median(figures)
+
+
+def variants(model_dir: Path, passes: int) -> dict[str, Embedder]:
+    """Return the TensorFlow and OpenVINO embedders of ``model_dir`` with ``passes`` passes per crop."""
+    metadata = ModelMetadata.load(model_dir)
+    crops, flip = VIEWS[passes]
+    viewed = dataclasses.replace(metadata, center_crops=crops, flip_average=flip,
+                                 model_id=f"{metadata.model_id}-{passes}pass")
+    model = keras.saving.load_model(metadata.verified(model_dir, MODEL_FILE), compile=False)
+    return {"tensorflow": KerasEmbedder(model, viewed, batch_size=64),
+            "openvino": RuntimeEmbedder(model_dir / IR_FILE, viewed, RuntimeInput.from_dict(metadata.runtime),
+                                        batch_size=64)}
 
 
 def main() -> None:
     """Parse the options, run the measurements, print them and write the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=SHIPPED_MODEL_DIR, help="model directory")
-    parser.add_argument("--runs", type=int, default=5, help="runs per batch size (median reported)")
+    parser.add_argument("--model", type=Path, default=SHIPPED_MODEL_DIR, help="model directory with its IR")
+    parser.add_argument("--runs", type=int, default=5, help="runs per figure (median reported)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--passes", type=int, nargs="+", choices=sorted(VIEWS), default=sorted(VIEWS))
+    parser.add_argument("--set", dest="sets", type=Path, action="append",
+                        help="set or folder of sets averaged [default: ../shared/data/multisource/val]")
+    parser.add_argument("--report-set", dest="report_sets", type=Path, action="append",
+                        help="set reported apart [default: ../shared/data/cuhk03/val]")
     parser.add_argument("--out", type=Path, default=Path("bench-results/embed_speed.json"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    def expand(given: list[Path] | None, default: Path) -> list[Path]:
+        roots = given or ([default] if default.is_dir() else [])
+        return [found for root in roots for found in find_sets(root)]
 
-    embedder = ReidEmbedder(args.model)
-    results = {}
-    for batch in args.batch_sizes:
-        embedder.batch_size = batch
-        figures = images_per_second(embedder, batch, args.runs)
-        results[str(batch)] = {"median_images_per_s": statistics.median(figures), "runs": figures}
-        print(f"batch {batch:3d}: {statistics.median(figures):8.1f} images/s "
-              f"(median of {args.runs}: {', '.join(f'{f:.1f}' for f in figures)})")
-    report = {"model_dir": str(args.model), "model_id": embedder.model_id,
-              "input_size": list(embedder.input_size), "cpu_count": os.cpu_count(),
-              "machine": platform.processor() or platform.machine(), "batch_sizes": results}
+    sets = expand(args.sets, DATA / "multisource" / "val")
+    report_sets = expand(args.report_sets, DATA / "cuhk03" / "val")
+
+    results = []
+    for passes in args.passes:
+        embedders = variants(args.model, passes)
+        row: dict = {"passes": passes, "crops_per_s": {
+            runtime: {str(batch): crops_per_second(embedder, batch, args.runs) for batch in args.batch_sizes}
+            for runtime, embedder in embedders.items()}}
+        def evaluate(folders: list[Path], embedder: Embedder = embedders["openvino"]) -> list[EvaluationReport]:
+            return [evaluate_folders(embedder, folder / "query", folder / "gallery", 0.5, progress=False)
+                    for folder in folders]
+
+        averaged, apart = evaluate(sets), evaluate(report_sets)
+        row["sets"] = {str(report.query_dir.parent): {"rank1": report.rank1, "mAP": report.mAP}
+                       for report in (*averaged, *apart)}
+        if averaged:
+            row["mean"] = mean_figures(averaged)
+        results.append(row)
+        speed = "  ".join(f"{runtime} b{batch} {value:.1f}/s" for runtime, by_batch in row["crops_per_s"].items()
+                          for batch, value in by_batch.items())
+        accuracy = "  ".join(f"{Path(name).name} {figures['rank1']:.3f}/{figures['mAP']:.3f}"
+                             for name, figures in row["sets"].items())
+        if "mean" in row:
+            accuracy += f"  mean {row['mean']['rank1']:.3f}/{row['mean']['mAP']:.3f}"
+        print(f"{passes} pass(es): {speed}  |  {accuracy}", flush=True)
+
+    report = {"model": str(args.model), "machine": platform.platform(), "cpus": os.cpu_count(),
+              "load_average": os.getloadavg(), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

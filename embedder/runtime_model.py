@@ -155,13 +155,11 @@ class RuntimeEmbedder(Embedder):
 
     def _embed_views(self, batch: Sequence[BGRImage]) -> NDArray[np.float32]:
         """Return the sum of the network's outputs over each view of ``batch``."""
-        total = np.zeros((len(batch), self.dim), dtype=np.float32)
-        for crop in self.metadata.center_crops:
-            pixels = to_model_input(batch, self.input_size, crop)
-            views = [pixels, pixels[:, :, ::-1]] if self.metadata.flip_average else [pixels]
-            for view in views:
-                total += self._infer(self.runtime.apply(view))
-        return total
+        views = [to_model_input(batch, self.input_size, crop) for crop in self.metadata.center_crops]
+        if self.metadata.flip_average:
+            views += [pixels[:, :, ::-1] for pixels in views]
+        outputs = self._infer(self.runtime.apply(np.concatenate(views)))  # one request for all views
+        return outputs.reshape(len(views), len(batch), -1).sum(axis=0)
 
     def _infer(self, inputs: NDArray[np.float32]) -> NDArray[np.float32]:
         """Run the compiled network on one prepared batch; return its (N, dim) output."""
