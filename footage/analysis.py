@@ -264,8 +264,9 @@ def analyse_video(path: Path, settings: FootageSettings, detector: Detector, emb
         moving = meter.moving_fraction(frame)
         if needs_analysis(moving, settings.motion_threshold,
                           work.tracker.seconds_since_seen(index), settings.motion_hold_s):
+            tiles = work.frames_analysed % settings.tile_every == 0
             work.frames_analysed += 1
-            work.add_frame(index, frame, detector.detect(frame, settings.track_min_score))
+            work.add_frame(index, frame, detector.detect(frame, settings.track_min_score, tiles=tiles))
         else:
             work.frames_static += 1
         work.finish(*work.tracker.pop_finished(index))

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from pathlib import Path
+from typing import Any
 
 import cv2
 from tqdm import tqdm
@@ -38,6 +39,7 @@ class _WorkerState:
     updates: Queue[tuple[int, int]]
     detector: str
     embedder: str
+    detector_options: dict[str, Any]
     models: tuple[Detector, Embedder] | None = None
 
 
@@ -53,21 +55,24 @@ class VideoOutcome:
     error: str | None = None
 
 
-def build_models(detector: str, embedder: str) -> tuple[Detector, Embedder]:
+def build_models(detector: str, embedder: str,
+                 detector_options: dict[str, Any] | None = None) -> tuple[Detector, Embedder]:
     """Build an unloaded detector and embedder from their registry specs.
 
     Args:
         detector: a ``detector.registry`` name, or ``module:attribute`` of a factory.
+        detector_options: plain keyword arguments for ``build_detector`` (tiling, model path).
         embedder: an ``embedder.registry`` name or model directory, or ``module:attribute``.
 
     Raises:
         KeyError: a name is unknown; the message lists the known ones.
     """
-    return build_detector(detector), build_embedder(embedder)
+    return build_detector(detector, **(detector_options or {})), build_embedder(embedder)
 
 
 def analyse_videos(paths: Sequence[Path], settings: FootageSettings, *, detector: str,
-                   embedder: str, workers: int | None = None,
+                   embedder: str, detector_options: dict[str, Any] | None = None,
+                   workers: int | None = None,
                    show_progress: bool = True) -> Iterator[VideoOutcome]:
     """Analyse videos in parallel processes, yielding each outcome as soon as it is ready.
 
@@ -75,6 +80,7 @@ def analyse_videos(paths: Sequence[Path], settings: FootageSettings, *, detector
         paths: video files.
         settings: the analysis settings, the same for all.
         detector, embedder: model specs for ``build_models``, built once per worker.
+        detector_options: ``build_detector``'s keyword arguments (plain values: they are pickled).
         workers: processes to use; by default one per core, at most one per video. The
             cores are shared out among them as TensorFlow and OpenCV threads.
         show_progress: draw a tqdm bar per running video and one overall, on stderr.
@@ -94,7 +100,7 @@ def analyse_videos(paths: Sequence[Path], settings: FootageSettings, *, detector
     bars: dict[int, tqdm] = {}
     finished: set[int] = set()
     with cf.ProcessPoolExecutor(count, mp_context=context, initializer=_init_worker,
-                                initargs=(updates, detector, embedder,
+                                initargs=(updates, detector, embedder, dict(detector_options or {}),
                                           max(1, cores // count))) as pool:
         futures = {pool.submit(_analyse_one, i, path, settings): i
                    for i, path in enumerate(paths)}
@@ -149,13 +155,13 @@ def _outcome(path: Path, future: cf.Future[VideoAnalysis]) -> VideoOutcome:
 
 
 def _init_worker(updates: Queue[tuple[int, int]], detector: str, embedder: str,
-                 threads: int) -> None:
+                 detector_options: dict[str, Any], threads: int) -> None:
     """Set up a worker process: its share of the cores, the progress queue, the model specs."""
     global _state
     os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     cv2.setNumThreads(threads)
-    _state = _WorkerState(updates, detector, embedder)
+    _state = _WorkerState(updates, detector, embedder, detector_options)
 
 
 def _analyse_one(index: int, path: Path, settings: FootageSettings) -> VideoAnalysis:
@@ -163,7 +169,7 @@ def _analyse_one(index: int, path: Path, settings: FootageSettings) -> VideoAnal
     state = _state
     assert state is not None, "_analyse_one runs in worker processes set up by _init_worker"
     if state.models is None:
-        state.models = build_models(state.detector, state.embedder)
+        state.models = build_models(state.detector, state.embedder, state.detector_options)
     detector, embedder = state.models
     return analyse_video(path, settings, detector, embedder,
                          progress=lambda frames: state.updates.put((index, frames)))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 # Bump when the analysis code changes its output for the same settings and models.
 ANALYSIS_VERSION = 1
+TILE_EVERY = 2  # analysed frames per tiled one; the frames between are detected whole and tracked
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,9 @@ class FootageSettings:
         motion_hold_s: static frames are still analysed while a track was seen this recently.
 
     Detection and quality gates:
+        tile_every: every this many analysed frames, the detector tiles the frame (when its
+            tiling says so for the frame size); the others it sees whole, and tracking carries
+            the persons only tiles find between the tiled frames. 1: tile every frame.
         min_score: detector score a box needs, in [0, 1].
         min_height: crops shorter than this many pixels are dropped.
         min_sharpness: crops whose normalized variance of Laplacian is below this are dropped.
@@ -54,6 +58,7 @@ class FootageSettings:
     motion_width: int = 320
     motion_threshold: float = 0.0005
     motion_hold_s: float = 2.0
+    tile_every: int = TILE_EVERY
     min_score: float = 0.3
     min_height: int = 50
     min_sharpness: float = 80.0
@@ -81,7 +86,7 @@ class FootageSettings:
         """
         positive = ("analysis_fps", "motion_width", "min_height", "reference_height",
                     "reference_sharpness", "track_max_age_s", "min_track_detections",
-                    "max_members", "crops_per_member", "best_crops", "embed_batch")
+                    "max_members", "crops_per_member", "best_crops", "embed_batch", "tile_every")
         unit = ("motion_threshold", "min_score", "track_min_score", "track_min_overlap",
                 "track_overlap_weight")
         non_negative = ("motion_hold_s", "min_sharpness", "edge_margin", "track_buffer")

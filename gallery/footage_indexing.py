@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -68,6 +69,7 @@ class _Source:
 
 def index_footage(sessions: sessionmaker[Session], gallery: Gallery, paths: list[Path], *,
                   detector_spec: str, embedder_spec: str, settings: FootageSettings,
+                  detector_options: dict[str, Any] | None = None,
                   camera: str | None = None, start: datetime | None = None,
                   workers: int | None = None, show_progress: bool = True,
                   actor: str = audit.SYSTEM) -> IndexingSummary:
@@ -100,7 +102,8 @@ def index_footage(sessions: sessionmaker[Session], gallery: Gallery, paths: list
             sources[path] = _Source(path, camera_name(path, camera), digest)
             done.add(digest)
     outcomes = analyse_videos(list(sources), settings, detector=detector_spec, embedder=embedder_spec,
-                              workers=workers, show_progress=show_progress)
+                              detector_options=detector_options, workers=workers,
+                              show_progress=show_progress)
     for outcome in outcomes:
         if outcome.analysis is None:
             log.error("could not index %s: %s", outcome.path, outcome.error)

@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from detector.base import MIN_SCORE
 from detector.registry import DEFAULT_DETECTOR
+from footage.settings import TILE_EVERY
 from gallery.service import MAX_TOP_K
 from gallery.uploads import MAX_PIXELS, MAX_REQUEST_PIXELS, MIN_HEIGHT, MIN_WIDTH
 
@@ -48,8 +48,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)  # $XDG_DATA_HOME/reid or ~/.local/share/reid
     database_url: str | None = None  # None: SQLite file reid.db in data_dir
     embedder: str | None = None  # None: the shipped re-ID model (or the ImageNet baseline)
-    detector: str = DEFAULT_DETECTOR  # or "none": every still is one person crop
-    detector_min_score: float = Field(MIN_SCORE, ge=0.0, le=1.0)
+    detector: str = DEFAULT_DETECTOR  # "auto": pedestrian-adas if its files are there, else ssdlite
+    detector_model: Path | None = None  # pedestrian-adas IR; None: detector.pedestrian_adas.DEFAULT_ADAS_PATH
+    detector_min_score: float | None = Field(None, ge=0.0, le=1.0)  # None: the detector's own min_score
+    detector_tiling: Literal["auto", "off"] = "auto"  # auto: tiles when a frame is larger than the input
+    detector_tile_size: int | None = Field(None, ge=16)  # tile width in pixels; None: the detector's input width
+    footage_tile_every: int = Field(TILE_EVERY, ge=1)  # footage: tile every N-th analysed frame, track between
     match_threshold: float | None = Field(None, ge=-1.0, le=1.0)  # None: the model's own
     top_k: int = Field(5, ge=1, le=MAX_TOP_K)
     max_files: int = Field(50, ge=1)
@@ -71,10 +75,15 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = False  # true when served over HTTPS (behind a TLS proxy)
     permanent_session_lifetime: int = Field(12 * 3600, ge=1)  # seconds a sign-in lasts
 
-    @field_validator("data_dir")
+    @field_validator("data_dir", "detector_model")
     @classmethod
-    def _expand_user(cls, path: Path) -> Path:
-        return path.expanduser()
+    def _expand_user(cls, path: Path | None) -> Path | None:
+        return path.expanduser() if path is not None else None
+
+    def detector_options(self) -> dict[str, Any]:
+        """Return ``build_detector``'s keyword arguments but the name: tiling and the model path."""
+        return {"tiles": self.detector_tiling == "auto", "tile_size": self.detector_tile_size,
+                "model_path": self.detector_model}
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -79,9 +79,11 @@ class ReidState:
                 self.data_dir.mkdir(parents=True, exist_ok=True)
                 self.check_database()
                 try:
-                    detector = build_detector(self.settings.detector)
+                    detector = build_detector(self.settings.detector, **self.settings.detector_options())
                 except KeyError as error:  # the registry's refusal, listing the known names
                     raise SettingsError(f"REID_DETECTOR: {error.args[0]}") from error
+                except FileNotFoundError as error:  # the network named is not there
+                    raise SettingsError(f"REID_DETECTOR_MODEL: {error}") from error
                 self._gallery = Gallery(
                     self.data_dir, self.embedder, detector, link_threshold=self.default_threshold(),
                     detector_min_score=self.settings.detector_min_score, **self.settings.image_limits(),

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from base.images import BGRImage
+from detector.base import Detection
 from embedder.base import Embedder
 from footage.analysis import VideoAnalysis, analyse_video
 from footage.sampling import VideoError
@@ -117,3 +118,30 @@ def test_short_tracks_get_fewer_members(two_walkers: Path, colour_detector: Colo
     kept = [sum(o.track == i for o in analysis.observations) for i in range(2)]
     assert kept == [18, 20]
     assert [len(t.members) for t in analysis.tracks] == [2, 2]
+
+
+class TilingColourDetector(ColourDetector):
+    """The colour-blob detector with a 100x100 'input', so that its frames tile; records each call's tiles."""
+
+    input_size = (100, 100)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tiled: list[bool] = []
+
+    def detect(self, image: BGRImage, min_score: float | None = None, *,
+               tiles: bool = True) -> list[Detection]:
+        self.tiled.append(tiles and len(self.windows(image.shape[1], image.shape[0])) > 1)
+        return super().detect(image, min_score, tiles=tiles)
+
+
+@pytest.mark.parametrize("tile_every", [1, 2, 3])
+def test_every_nth_analysed_frame_is_tiled_and_tracks_carry_between(
+        two_walkers: Path, thumbnail_embedder: Embedder, tile_every: int) -> None:
+    detector = TilingColourDetector()
+    analysis = analyse_video(two_walkers, replace(SETTINGS, tile_every=tile_every), detector,
+                             thumbnail_embedder)
+    assert len(detector.tiled) == analysis.frames_analysed
+    assert detector.tiled == [i % tile_every == 0 for i in range(analysis.frames_analysed)]
+    # Tiled or not, each walker is one track over the same time range as without tiling.
+    assert [(t.start_frame, t.end_frame) for t in analysis.tracks] == [(0, 38), (20, 58)]

@@ -80,3 +80,26 @@ def test_defaults_follow_xdg(tmp_path: Path) -> None:
 def test_unknown_override_is_refused() -> None:
     with pytest.raises(SettingsError, match="unknown settings: top_kk"):
         load_settings({"TOP_KK": 3})
+
+
+def test_detector_settings_become_plain_arguments(tmp_path: Path) -> None:
+    settings = load_settings()
+    assert settings.detector == "auto" and settings.detector_min_score is None
+    assert settings.detector_options() == {"tiles": True, "tile_size": None, "model_path": None}
+    settings = load_settings({"DETECTOR_TILING": "off", "DETECTOR_TILE_SIZE": 1008,
+                              "DETECTOR_MODEL": "~/models/adas", "FOOTAGE_TILE_EVERY": 3})
+    assert settings.detector_options() == {"tiles": False, "tile_size": 1008,
+                                           "model_path": Path("~/models/adas").expanduser()}
+    assert settings.footage_tile_every == 3
+    for bad, name in (({"DETECTOR_TILING": "always"}, "REID_DETECTOR_TILING"),
+                      ({"DETECTOR_TILE_SIZE": 8}, "REID_DETECTOR_TILE_SIZE"),
+                      ({"FOOTAGE_TILE_EVERY": 0}, "REID_FOOTAGE_TILE_EVERY")):
+        with pytest.raises(SettingsError, match=name):
+            load_settings(bad)
+
+
+def test_a_missing_detector_model_is_named_before_serving(tmp_path: Path, database_url: str) -> None:
+    app = create_app({"DATA_DIR": str(tmp_path), "DATABASE_URL": database_url, "EMBEDDER": "test-thumbnail",
+                      "DETECTOR": "pedestrian-adas", "DETECTOR_MODEL": str(tmp_path / "missing")})
+    with app.app_context(), pytest.raises(SettingsError, match=r"REID_DETECTOR_MODEL: .*missing"):
+        app.extensions["reid"].gallery  # noqa: B018 (the gallery builds the detector)
