@@ -8,7 +8,8 @@ Two steps on the exported inference model, no labels needed:
    pseudo-identities from the footage (``footage.pseudo_identities``) and, when source data is
    given, P/2 labelled source persons, K images each. The loss is a batch-hard triplet loss on
    the unit embeddings plus ``anchor_weight`` times the cosine distance between each source
-   (else footage) image's embedding and the original model's, so the model does not forget.
+   (else footage) image's embedding and that of the network as step 1 left it, so fine-tuning
+   does not wander from what the network knew.
 
 The result is a new model directory with a new model id (the service re-embeds its gallery
 with it on first use) and the original's threshold, marked as inherited.
@@ -51,7 +52,7 @@ def adapt_model(model_dir: Path, out_dir: Path, footage: Sequence[LabelledImage]
     """
     metadata = ModelMetadata.load(Path(model_dir))
     model = keras.saving.load_model(metadata.verified(Path(model_dir), MODEL_FILE), compile=False)
-    original = keras.saving.load_model(Path(model_dir) / MODEL_FILE, compile=False)
+    anchor_model = keras.saving.load_model(Path(model_dir) / MODEL_FILE, compile=False)
     size = tuple(metadata.input_size)
     target = load_images(footage, size, progress=progress)
     if target.num_classes < 2:
@@ -63,6 +64,7 @@ def adapt_model(model_dir: Path, out_dir: Path, footage: Sequence[LabelledImage]
                       if source is not None else None)
 
     reestimate_batch_norm(model, target, target_sampler, config.bn_batches)
+    anchor_model.set_weights(model.get_weights())  # the anchor sees as the adapted statistics do
     trainable = trainable_variables(model, config.frozen_blocks)
     optimizer = keras.optimizers.Adam(config.learning_rate)
     optimizer.build(trainable)
@@ -84,7 +86,7 @@ def adapt_model(model_dir: Path, out_dir: Path, footage: Sequence[LabelledImage]
         for number, (images, labels, anchor_images) in enumerate(batches):
             seed = tf.constant([config.seed, number], tf.int64)
             pixels = augment(images, seed, colour=0.5)
-            anchors = tf.math.l2_normalize(original(anchor_images, training=False), axis=1)
+            anchors = tf.math.l2_normalize(anchor_model(anchor_images, training=False), axis=1)
             losses = step(pixels, tf.constant(labels), anchors, tf.constant(anchor_images, tf.float32))
             bar.update(1)
             bar.set_postfix({name: f"{float(value):.3f}" for name, value in losses.items()}, refresh=False)
