@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,39 @@ class _DeadlineChannel(HTTPChannel):
         return time.time() - self.last_activity > timeout
 
 
+class _Sent:
+    """A response as gunicorn's access log reads it: status, headers and bytes sent."""
+
+    def __init__(self) -> None:
+        self.status, self.headers, self.sent = "500", [], 0
+
+
+def access_logged(app: Any, log: Any) -> Any:
+    """Wrap a WSGI app to write gunicorn's access log line (``--access-logfile``) for each request."""
+
+    def logged(environ: dict[str, Any], start_response: Any) -> Any:
+        began, sent = time.monotonic(), _Sent()
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            sent.status, sent.headers = status, headers
+            return start_response(status, headers, exc_info)
+
+        environ.setdefault("RAW_URI", environ.get("REQUEST_URI", environ.get("PATH_INFO", "")))
+        result = app(environ, start)
+        try:
+            for chunk in result:
+                sent.sent += len(chunk)
+                yield chunk
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+            headers = [(key[5:].replace("_", "-"), value) for key, value in environ.items()
+                       if key.startswith("HTTP_")]
+            log.access(sent, headers, environ, timedelta(seconds=time.monotonic() - began))
+
+    return logged
+
+
 class BufferingWorker(Worker):
     """A gunicorn worker whose HTTP server is waitress, on the sockets gunicorn bound.
 
@@ -129,8 +163,9 @@ class BufferingWorker(Worker):
         socket_map: dict[int, Any] = {}
         self.dispatcher = ThreadedTaskDispatcher()
         self.dispatcher.set_thread_count(self.cfg.threads)
+        app = access_logged(self.wsgi, self.log) if self.log.access_log_enabled else self.wsgi
         create_server(
-            self.wsgi, map=socket_map, _dispatcher=self.dispatcher,
+            app, map=socket_map, _dispatcher=self.dispatcher,
             sockets=[listener.sock for listener in self.sockets], threads=self.cfg.threads,
             connection_limit=settings.connection_limit, channel_timeout=settings.client_timeout,
             max_request_body_size=settings.max_content_length, max_request_header_size=MAX_HEADER_BYTES,
