@@ -140,4 +140,4 @@ def make_thumbnail(data: bytes, height: int, quality: int = 85) -> bytes:
     if image.shape[0] > height:
         width = max(1, round(image.shape[1] * height / image.shape[0]))
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    return encode_jpeg(image, quality=quality)
+    return encode_jpeg(cast(BGRImage, image), quality=quality)  # a COLOR flag decodes 8-bit BGR

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.resources
 import logging
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import cv2
 import numpy as np
@@ -156,4 +157,4 @@ class SSDLitePersonDetector(Detector):
 def _to_model_input(image: BGRImage) -> NDArray[np.uint8]:
     """Resize a BGR image to the graph's 300x300 and convert it to RGB."""
     resized = cv2.resize(image, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
-    return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+    return cast(NDArray[np.uint8], cv2.cvtColor(resized, cv2.COLOR_BGR2RGB))  # uint8 in, uint8 out

@@ -175,11 +175,12 @@ class DecodeBudget:
         if self.max_request_pixels is not None and pixels > self.max_request_pixels:
             raise TooLarge(f"the images of this request have {pixels:,} pixels together, more than "
                            f"the limit of {self.max_request_pixels:,}: send them in several requests")
-        if self.capacity is None or pixels == 0:
+        capacity = self.capacity
+        if capacity is None or pixels == 0:
             yield
             return
         with self._free:
-            if not self._free.wait_for(lambda: self.held + pixels <= self.capacity, self.wait):
+            if not self._free.wait_for(lambda: self.held + pixels <= capacity, self.wait):
                 raise Busy("the server is decoding other large images: try again shortly",
                            retry_after=max(1, round(self.wait)))
             self.held += pixels
