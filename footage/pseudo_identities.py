@@ -60,7 +60,7 @@ def mine_identities(tracks: Sequence[TrackSummary], link_threshold: float,
             i = parent[i]
         return i
 
-    for score, i, j in candidate_links(vectors, link_threshold, neighbours):
+    for _score, i, j in candidate_links(vectors, link_threshold, neighbours):
         a, b = root(i), root(j)
         if a == b or any(overlaps(tracks[m], tracks[n]) for m in members[a] for n in members[b]):
             continue

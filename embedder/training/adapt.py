@@ -53,7 +53,7 @@ def adapt_model(model_dir: Path, out_dir: Path, footage: Sequence[LabelledImage]
     metadata = ModelMetadata.load(Path(model_dir))
     model = keras.saving.load_model(metadata.verified(Path(model_dir), MODEL_FILE), compile=False)
     anchor_model = keras.saving.load_model(Path(model_dir) / MODEL_FILE, compile=False)
-    size = tuple(metadata.input_size)
+    size = metadata.input_size
     target = load_images(footage, size, progress=progress)
     if target.num_classes < 2:
         raise ValueError(f"adaptation needs at least 2 pseudo-identities in the footage, found {target.num_classes}")
