@@ -18,7 +18,7 @@ import socket
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
@@ -81,7 +81,7 @@ class ReidServer(BaseApplication):
             if refusal:
                 arbiter.halt(refusal, exit_status=1)
 
-    def load(self) -> Flask:
+    def load(self) -> Flask:  # type: ignore[override]  # types-gunicorn: a narrower start_response than Flask's
         """Build the app in a worker; bring its indexes in step before it takes requests."""
         app = create_app()
         warm_up(app)
@@ -120,7 +120,9 @@ class _Sent:
     """A response as gunicorn's access log reads it: status, headers and bytes sent."""
 
     def __init__(self) -> None:
-        self.status, self.headers, self.sent = "500", [], 0
+        self.status = "500"
+        self.headers: list[tuple[str, str]] = []
+        self.sent = 0
 
 
 def access_logged(app: Any, log: Any) -> Any:
@@ -158,15 +160,18 @@ class BufferingWorker(Worker):
     """
 
     def run(self) -> None:
-        settings = self.wsgi.extensions["reid"].settings
+        flask_app = cast(Flask, self.wsgi)  # what ReidServer.load returns
+        settings = flask_app.extensions["reid"].settings
         self.timeout_s, self.min_rate = float(settings.client_timeout), float(settings.min_upload_rate)
         socket_map: dict[int, Any] = {}
         self.dispatcher = ThreadedTaskDispatcher()
         self.dispatcher.set_thread_count(self.cfg.threads)
-        app = access_logged(self.wsgi, self.log) if self.log.access_log_enabled else self.wsgi
+        app = access_logged(flask_app, self.log) if self.log.access_log_enabled else flask_app
         create_server(
             app, map=socket_map, _dispatcher=self.dispatcher,
-            sockets=[listener.sock for listener in self.sockets], threads=self.cfg.threads,
+            # gunicorn's listeners hold the socket in .sock; types-gunicorn types them as sockets
+            sockets=[listener.sock for listener in self.sockets],  # type: ignore[attr-defined]
+            threads=self.cfg.threads,
             connection_limit=settings.connection_limit, channel_timeout=settings.client_timeout,
             max_request_body_size=settings.max_content_length, max_request_header_size=MAX_HEADER_BYTES,
             inbuf_overflow=INBUF_OVERFLOW, backlog=self.cfg.backlog, ident="reid", asyncore_use_poll=True)
@@ -196,7 +201,8 @@ class BufferingWorker(Worker):
         for server in servers:
             server.accepting = False
             server.del_channel()
-            server.socket.close()
+            if server.socket is not None:
+                server.socket.close()
         deadline = time.monotonic() + self.cfg.graceful_timeout
         while time.monotonic() < deadline and any(
                 isinstance(channel, HTTPChannel) and (channel.requests or channel.total_outbufs_len)
