@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,8 +41,9 @@ def index_footage_command(paths: tuple[Path, ...], camera: str | None, start: da
     from gallery.footage_indexing import index_footage
 
     state = reid()
-    settings = FootageSettings(tile_every=state.settings.footage_tile_every,
-                               **({} if analysis_fps is None else {"analysis_fps": analysis_fps}))
+    settings = FootageSettings(tile_every=state.settings.footage_tile_every)
+    if analysis_fps is not None:
+        settings = dataclasses.replace(settings, analysis_fps=analysis_fps)
     try:
         summary = index_footage(
             state.sessions, state.gallery, list(paths), detector_spec=state.settings.detector,
