@@ -33,19 +33,20 @@ class Detection:
 class Detector(LazyModel):
     """Finds persons in images; ``load`` is lazy and idempotent.
 
-    Subclasses set ``model_id`` (stable, changes whenever the boxes would), ``input_size`` and
-    ``min_score``, and implement ``_load`` and ``_detect``; this class validates inputs, tiles
-    frames larger than the input (``detector.tiling``), merges the tiles' boxes, sorts and
-    checks the results.
+    Subclasses set ``model_id`` (stable, changes whenever the boxes would), ``input_size``,
+    ``min_score`` and ``tile_width``, and implement ``_load`` and ``_detect``; this class
+    validates inputs, tiles frames larger than the tiles (``detector.tiling``), merges the
+    tiles' boxes, sorts and checks the results.
 
     Args:
-        tiling: when and how to tile large frames; by default automatically, tiles of the
-            input's size. ``Tiling(enabled=False)``: the whole frame only.
+        tiling: when and how to tile large frames; by default automatically, tiles of
+            ``tile_width``. ``Tiling(enabled=False)``: the whole frame only.
     """
 
     model_id: str
     input_size: tuple[int, int] | None = None  # (width, height) the network sees; None: no network
     min_score: float = MIN_SCORE  # the score a box needs when the caller names none
+    tile_width: int | None = None  # tiles' width in frame pixels unless tiling says; None: the input's
 
     def __init__(self, tiling: Tiling | None = None) -> None:
         super().__init__()
@@ -74,7 +75,7 @@ class Detector(LazyModel):
         """Return the ``(x, y, w, h)`` windows a ``width`` x ``height`` image is detected in, whole first."""
         if not tiles:
             return [(0, 0, width, height)]
-        return self.tiling.windows(width, height, self.input_size)
+        return self.tiling.windows(width, height, self.input_size, self.tile_width)
 
     def detect_batch(self, images: Sequence[BGRImage], min_score: float | None = None, *,
                      tiles: bool = True) -> list[list[Detection]]:

@@ -36,7 +36,8 @@ def build_detector(name: str = DEFAULT_DETECTOR, *, tiles: bool = True, tile_siz
             are at ``model_path``, else ssdlite.
         tiles: False looks at whole frames only; True tiles frames larger than the detector's
             input (``detector.tiling``).
-        tile_size: tile width in frame pixels (None: the detector's input width).
+        tile_size: tile width in frame pixels (None: the detector's own, ``Detector.tile_width``:
+            its input width for pedestrian-adas, twice it for ssdlite).
         model_path: the pedestrian-adas IR (``.xml`` or its folder); None: the shared models
             folder beside the project.
         **kwargs: passed to the detector's constructor (a plug-in's factory).

@@ -81,6 +81,10 @@ class SSDLitePersonDetector(Detector):
 
     model_id = "ssdlite-mobilenetv2-person-300"
     input_size = (INPUT_SIZE, INPUT_SIZE)
+    # Tiles twice the input, each seen at half size: on PETS09 x3 (every 4th frame) recall 0.82 at
+    # precision 0.81 with 10 windows, where 300-px tiles gave 0.84 at 0.77 with 36 (and put a
+    # spurious box on a 512-px portrait, which 600-px tiles leave whole).
+    tile_width = 2 * INPUT_SIZE
 
     def __init__(self, *, min_width: int = 1, min_height: int = 1, nms_iou: float = 0.5,
                  max_containment: float = 0.9, batch_size: int = 8,

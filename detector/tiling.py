@@ -45,7 +45,7 @@ class Tiling:
     Attributes:
         enabled: False runs the whole frame only.
         tile_width: tile width in frame pixels, the height following the detector input's
-            aspect ratio; None: the detector's input width (tiles at native resolution).
+            aspect ratio; None: the detector's own default (``Detector.tile_width``).
         overlap: least share of a tile's width (height) shared with its neighbour, in [0, 0.9].
         min_excess: frames tile only when wider or taller than this many tiles, >= 1.
         tile_min_score: the score a box found in a tile needs, in [0, 1], if higher than the
@@ -73,21 +73,25 @@ class Tiling:
         if not 0.0 <= self.tile_min_score <= 1.0:
             raise ValueError(f"tile_min_score must be in [0, 1], got {self.tile_min_score}")
 
-    def tile_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
-        """Return the (width, height) of a tile for a detector of ``input_size`` (width, height)."""
-        width = self.tile_width or input_size[0]
+    def tile_size(self, input_size: tuple[int, int], default_width: int | None = None) -> tuple[int, int]:
+        """Return the (width, height) of a tile for a detector of ``input_size`` (width, height).
+
+        The width is ``tile_width``, else ``default_width``, else the input's (native resolution).
+        """
+        width = self.tile_width or default_width or input_size[0]
         return width, max(1, round(width * input_size[1] / input_size[0]))
 
-    def windows(self, width: int, height: int, input_size: tuple[int, int] | None) -> list[Window]:
+    def windows(self, width: int, height: int, input_size: tuple[int, int] | None,
+                default_width: int | None = None) -> list[Window]:
         """Return the windows a ``width`` x ``height`` frame is detected in, the whole frame first.
 
-        Tiles are added only when tiling is enabled, the detector has an input size, and the
-        frame is at least ``min_excess`` tiles wide or high.
+        Tiles (``tile_size``) are added only when tiling is enabled, the detector has an input
+        size, and the frame is at least ``min_excess`` tiles wide or high.
         """
         whole = (0, 0, width, height)
         if not self.enabled or input_size is None:
             return [whole]
-        tile_w, tile_h = self.tile_size(input_size)
+        tile_w, tile_h = self.tile_size(input_size, default_width)
         if width < self.min_excess * tile_w and height < self.min_excess * tile_h:
             return [whole]
         return [whole, *tile_windows(width, height, tile_w, tile_h, self.overlap)]

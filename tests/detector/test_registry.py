@@ -58,3 +58,13 @@ def test_bad_options_are_rejected() -> None:
         build_detector("ssdlite", nms_iou=1.5)
     with pytest.raises(TypeError):
         build_detector("none", min_height=50)
+
+
+def test_ssdlite_tiles_twice_its_input_and_adas_at_its_input() -> None:
+    ssdlite = build_detector("ssdlite")
+    assert ssdlite.windows(512, 512) == [(0, 0, 512, 512)]  # a photograph: whole only
+    assert {(w, h) for _, _, w, h in ssdlite.windows(1920, 1080)[1:]} == {(600, 600)}
+    adas = PedestrianAdasDetector(Path("unused"))
+    assert {(w, h) for _, _, w, h in adas.windows(1920, 1080)[1:]} == {(672, 384)}
+    assert {(w, h) for _, _, w, h in PedestrianAdasDetector(
+        Path("unused"), tiling=Tiling(tile_width=1008)).windows(1920, 1080)[1:]} == {(1008, 576)}
