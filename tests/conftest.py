@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -236,3 +237,21 @@ def form_token(client: FlaskClient) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "the sign-in page has no CSRF token"
     return match.group(1)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Ray cluster on loopback, shared by the session: a head without CPUs, two one-CPU nodes."""
+    from tests.ray_cluster import local_cluster
+
+    with local_cluster(2, tmp_path_factory.mktemp("ray-markers")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def ray_markers(ray_cluster: Any) -> Path:
+    """The folder where ``tests.ray_cluster.SlowColourDetector`` notes its processes, emptied."""
+    folder = Path(os.environ["REID_TEST_RAY_MARKERS"])
+    for marker in folder.iterdir():
+        marker.unlink()
+    return folder
