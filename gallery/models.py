@@ -87,7 +87,15 @@ class Person(Base):
 
 
 class Image(Base):
-    """One enrolled image of a person, stored as a file under the data directory."""
+    """One enrolled image of a person, stored as a file under the data directory.
+
+    The stored file is the person's crop: the box the detector found in the upload
+    (``box_*``, ``detection_score``), or the whole upload when no box was taken (the
+    operator said it was already a crop, or no detector is configured). ``sha256`` is the
+    upload's, so the same upload is never enrolled twice for a person; ``width`` and
+    ``height`` are the stored crop's, ``upload_width`` and ``upload_height`` the upload's.
+    ``original_path`` is the upload itself, kept for audit only when the operator asked.
+    """
 
     __tablename__ = "images"
     __table_args__ = (sa.UniqueConstraint("person_id", "sha256"), {"sqlite_autoincrement": True})
@@ -103,10 +111,25 @@ class Image(Base):
     byte_size: Mapped[int]
     stored_path: Mapped[str] = mapped_column(sa.String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    box_x: Mapped[int | None]
+    box_y: Mapped[int | None]
+    box_w: Mapped[int | None]
+    box_h: Mapped[int | None]
+    detection_score: Mapped[float | None]
+    upload_width: Mapped[int | None]
+    upload_height: Mapped[int | None]
+    original_path: Mapped[str | None] = mapped_column(sa.String(300))
 
     person: Mapped[Person] = relationship(back_populates="images")
     embeddings: Mapped[list[Embedding]] = relationship(
         back_populates="image", cascade="all, delete-orphan", passive_deletes=True)
+
+    @property
+    def box(self) -> list[int] | None:
+        """Return the ``[x, y, w, h]`` box taken from the upload (None: the whole upload)."""
+        if self.box_x is None or self.box_y is None or self.box_w is None or self.box_h is None:
+            return None
+        return [self.box_x, self.box_y, self.box_w, self.box_h]
 
 
 class Embedding(Base):

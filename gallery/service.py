@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from base.images import BGRImage, decode_image
-from detector.base import MIN_SCORE, Detection, Detector
+from detector.base import Detection, Detector
 from embedder.base import Embedder
 from gallery import audit
 from gallery.db import release_erased
@@ -20,6 +20,7 @@ from gallery.image_store import ImageStore
 from gallery.index_sync import SharedIndex, raise_generation, sync_index
 from gallery.lookup import get_or_not_found
 from gallery.models import Embedding, Image, Person, SightingMatch, pack_vector
+from gallery.person_crops import PersonCrop, take_person_crops
 from gallery.ranking import PersonMatch, best_per_person, decide
 from gallery.sightings import SightingHit, Sightings
 from gallery.uploads import (
@@ -52,8 +53,14 @@ class QueryResult:
     margin: float | None
     sightings: list[SightingHit]
 
+    @property
+    def whole_image(self) -> bool:
+        """Return whether this query is the whole still, searched because nobody was detected."""
+        return self.bbox is None
+
     def to_dict(self) -> dict:
-        return {"bbox": self.bbox, "detection_score": self.detection_score,
+        return {"bbox": self.bbox, "whole_image": self.whole_image,
+                "detection_score": self.detection_score,
                 "margin": None if self.margin is None else round(self.margin, 6),
                 "matches": [m.to_dict() for m in self.matches],
                 "sightings": [h.to_dict() for h in self.sightings]}
@@ -61,15 +68,22 @@ class QueryResult:
 
 @dataclass(frozen=True)
 class SearchResponse:
-    """Everything one search by a still found, and the settings it used."""
+    """Everything one search by a still found, and the settings it used.
+
+    ``detected`` is the number of persons the detector found; with none, the one result is
+    the whole still (``QueryResult.whole_image``).
+    """
 
     threshold: float
     top_k: int
     model_id: str
+    detector_id: str
+    detected: int
     results: list[QueryResult]
 
     def to_dict(self) -> dict:
         return {"threshold": self.threshold, "top_k": self.top_k, "model_id": self.model_id,
+                "detector_id": self.detector_id, "detected": self.detected,
                 "results": [r.to_dict() for r in self.results]}
 
 
@@ -101,7 +115,7 @@ class Gallery:
 
     def __init__(self, data_dir: Path, embedder: Embedder, detector: Detector, *,
                  link_threshold: float, min_width: int = MIN_WIDTH, min_height: int = MIN_HEIGHT,
-                 detector_min_score: float = MIN_SCORE, sightings_per_query: int = 20,
+                 detector_min_score: float | None = None, sightings_per_query: int = 20,
                  max_pixels: int | None = MAX_PIXELS, max_request_pixels: int | None = MAX_REQUEST_PIXELS,
                  max_concurrent_decodes: int = 2) -> None:
         self.data_dir = Path(data_dir)
@@ -160,7 +174,7 @@ class Gallery:
     def remove_orphan_files(self, session: Session) -> int:
         """Delete image files no row refers to (left by a process killed before its commit)."""
         with self._vectors.writing(session):  # no write is between its files and its commit
-            removed = self.store.remove_unreferenced(set(session.scalars(sa.select(Image.stored_path))))
+            removed = self.store.remove_unreferenced(self._referenced_files(session))
         if removed:
             log.info("removed %d image files left by an interrupted write", removed)
         return removed
@@ -196,34 +210,44 @@ class Gallery:
     # -- writing -----------------------------------------------------------------------------
 
     def enroll(self, session: Session, name: str | None, uploads: list[Upload], *,
-               notes: str | None = None, source: str = "upload", actor: str = audit.SYSTEM) -> Person:
+               notes: str | None = None, source: str = "upload", actor: str = audit.SYSTEM,
+               force: bool = False, keep_original: bool = False) -> Person:
         """Create a person with their images; nothing is stored if any input is refused.
 
+        Each upload must hold exactly one person, whose box is enrolled
+        (``gallery.person_crops``); ``force`` enrolls the uploads whole instead, and
+        ``keep_original`` keeps each upload beside its crop, for audit.
+
         Raises:
+            NotOnePerson: an upload with no person or several (and not ``force``).
             InvalidInput: bad name, notes, or any unusable image.
             TooLarge: the images claim more pixels together than one request may decode.
             Busy: other requests' images took the process's decoding budget for too long.
         """
         person = Person(name=clean_name(name), notes=clean_notes(notes))
         with self.decodes.hold(uploads):
-            checked = self._check(uploads)
+            crops = self._person_crops(self._check(uploads), force)
             session.add(person)
-            self._attach(session, person, checked, source, actor=actor, action="enroll")
+            self._attach(session, person, crops, source, actor=actor, action="enroll",
+                         force=force, keep_original=keep_original)
         return person
 
     def add_images(self, session: Session, person_id: int, uploads: list[Upload], *,
-                   source: str = "upload", actor: str = audit.SYSTEM) -> list[Image]:
-        """Enroll more images of an existing person.
+                   source: str = "upload", actor: str = audit.SYSTEM, force: bool = False,
+                   keep_original: bool = False) -> list[Image]:
+        """Enroll more images of an existing person; ``force`` and ``keep_original`` as for ``enroll``.
 
         Raises:
             NotFound: unknown person. InvalidInput: an unusable image.
+            NotOnePerson: an upload with no person or several (and not ``force``).
             Conflict: an image this person already has.
             TooLarge, Busy: as for ``enroll``.
         """
         person = self.get_person(session, person_id)
         with self.decodes.hold(uploads):
-            checked = self._check(uploads)
-            return self._attach(session, person, checked, source, actor=actor, action="add_images")
+            crops = self._person_crops(self._check(uploads), force)
+            return self._attach(session, person, crops, source, actor=actor, action="add_images",
+                                force=force, keep_original=keep_original)
 
     def delete_person(self, session: Session, person_id: int, *, actor: str = audit.SYSTEM) -> DeletionReceipt:
         """Erase a person: their row, images, files, vectors and links to footage sightings.
@@ -265,8 +289,19 @@ class Gallery:
         return check_images(uploads, min_width=self.min_width, min_height=self.min_height,
                             max_pixels=self.max_pixels)
 
-    def _attach(self, session: Session, person: Person, checked: list[CheckedImage],
-                source: str, *, actor: str, action: str) -> list[Image]:
+    def _person_crops(self, checked: list[CheckedImage], force: bool) -> list[PersonCrop]:
+        return take_person_crops(checked, self.detector, min_score=self.detector_min_score,
+                                 min_width=self.min_width, min_height=self.min_height, force=force)
+
+    def same_name(self, session: Session, name: str, *, other_than: int | None = None) -> list[int]:
+        """Return the ids of persons named ``name`` (ignoring case and outer blanks), but ``other_than``."""
+        query = sa.select(Person.id).where(sa.func.lower(Person.name) == name.strip().lower())
+        if other_than is not None:
+            query = query.where(Person.id != other_than)
+        return list(session.scalars(query.order_by(Person.id)))
+
+    def _attach(self, session: Session, person: Person, crops: list[PersonCrop],
+                source: str, *, actor: str, action: str, force: bool, keep_original: bool) -> list[Image]:
         """Store files, rows, vectors, links to footage and the audit entry in one transaction.
 
         Files, commit and index change happen under the gallery's write lock, so the index file
@@ -274,24 +309,28 @@ class Gallery:
         footage lock, held too, keeps sightings from being purged before the links are stored,
         or stored unseen both by this search and by their own video's linking.
         """
-        vectors = self.embedder.embed([item.image for item in checked])
+        vectors = self.embedder.embed([crop.image for crop in crops])
         with self._vectors.writing(session) as index, self.sightings.linking(session):
             if person.id is not None:  # an existing person: deleted or given these images meanwhile?
                 known = set(session.scalars(sa.select(Image.sha256).where(Image.person_id == person.id)))
                 if not session.scalar(sa.select(Person.id).where(Person.id == person.id)):
                     raise NotFound(f"no person has id {person.id}")
-                for item in checked:
+                for item in (crop.checked for crop in crops):
                     if item.sha256 in known:
                         raise Conflict(f"{safe_filename(item.upload.filename) or 'an image'} "
                                        f"is already enrolled for person {person.id}")
             with self.store.staged(session.rollback) as put:
                 links = self.sightings.find_links(session, vectors, self.link_threshold)
                 images = []
-                for item, vector in zip(checked, vectors):
-                    stored = put(item.upload.data, item.sha256, item.extension)
+                for crop, vector in zip(crops, vectors):
+                    item, box = crop.checked, crop.box
+                    original = (put(item.upload.data, item.sha256, item.extension)
+                                if keep_original and box is not None else None)
                     image = Image(person=person, source=source, original_name=safe_filename(item.upload.filename),
-                                  sha256=item.sha256, width=item.width, height=item.height,
-                                  byte_size=len(item.upload.data), stored_path=stored)
+                                  sha256=item.sha256, width=crop.image.shape[1], height=crop.image.shape[0],
+                                  byte_size=len(crop.data), stored_path=put(crop.data, crop.sha256, crop.extension),
+                                  **_box_columns(box), detection_score=crop.score,
+                                  upload_width=item.width, upload_height=item.height, original_path=original)
                     image.embeddings.append(Embedding(model_id=self.embedder.model_id, dim=self.embedder.dim,
                                                       vector=pack_vector(vector)))
                     session.add(image)
@@ -299,7 +338,9 @@ class Gallery:
                 session.flush()
                 self.sightings.store_links(session, [(person.id, sid, score) for sid, score in links.items()])
                 audit.record(session, actor, action, target=f"person:{person.id}", source=source,
-                             image_ids=[image.id for image in images])
+                             image_ids=[image.id for image in images],
+                             boxes=[image.box for image in images], force=force,
+                             originals_kept=sum(image.original_path is not None for image in images))
                 self._vectors.commit(session)
             index.add(np.array([image.id for image in images], dtype=np.int64), vectors)
         return images
@@ -312,12 +353,23 @@ class Gallery:
     def _forget(self, session: Session, images: list[Image], receipt: DeletionReceipt) -> DeletionReceipt:
         """After the rows are gone: drop the vectors from the index and unreferenced files."""
         self.index(session).remove(np.array(receipt.images, dtype=np.int64))
-        for image in images:
-            still_used = session.scalar(sa.select(sa.func.count(Image.id))
-                                        .where(Image.stored_path == image.stored_path))
-            if not still_used and self.store.remove(image.stored_path):
+        paths = {path for image in images for path in (image.stored_path, image.original_path) if path}
+        still_used = self._referenced_files(session, paths)
+        for path in sorted(paths - still_used):
+            if self.store.remove(path):
                 receipt.files += 1
         return receipt
+
+    @staticmethod
+    def _referenced_files(session: Session, among: set[str] | None = None) -> set[str]:
+        """Return the stored files (crops and kept originals) some image row refers to, of ``among``."""
+        referenced: set[str] = set()
+        for column in (Image.stored_path, Image.original_path):
+            query = sa.select(column).where(column.is_not(None))
+            if among is not None:
+                query = query.where(column.in_(among))
+            referenced.update(path for path in session.scalars(query) if path)
+        return referenced
 
     def link_video(self, session: Session, video_id: int) -> int:
         """Link the enrolled persons to a newly indexed video's sightings, commit; return the new links.
@@ -346,7 +398,8 @@ class Gallery:
                actor: str = audit.SYSTEM, query_sha256: str | None = None) -> SearchResponse:
         """Find the persons in a still; rank the enrolled persons and find footage sightings of each.
 
-        Each detected person is one query; with no detection the whole image is one query.
+        Each detected person is one query; with no detection the whole image is one query,
+        and the response says so (``detected`` 0, the result's ``whole_image``).
         The search is audited: ``actor``, the still's ``query_sha256`` (of the uploaded file),
         the settings, and the person and sighting ids returned.
 
@@ -358,6 +411,7 @@ class Gallery:
         if not -1.0 <= threshold <= 1.0:
             raise InvalidInput(f"threshold must be a cosine similarity between -1 and 1, got {threshold}")
         detections: list[Detection | None] = list(self.detector.detect(image, self.detector_min_score))
+        detected = len(detections)
         crops = [image[d.y:d.y + d.h, d.x:d.x + d.w] for d in detections if d is not None]
         if not crops:
             detections, crops = [None], [image]
@@ -372,12 +426,12 @@ class Gallery:
                 detection_score=None if detection is None else round(detection.score, 4),
                 matches=matches, margin=margin, sightings=sightings))
         audit.record(session, actor, "search", query_sha256=query_sha256, threshold=threshold,
-                     top_k=top_k, queries=len(results),
+                     top_k=top_k, queries=len(results), detected=detected,
                      person_ids=sorted({m.person_id for r in results for m in r.matches}),
                      sighting_ids=sorted({h.sighting_id for r in results for h in r.sightings}))
         session.commit()
-        return SearchResponse(threshold=threshold, top_k=top_k,
-                              model_id=self.embedder.model_id, results=results)
+        return SearchResponse(threshold=threshold, top_k=top_k, model_id=self.embedder.model_id,
+                              detector_id=self.detector.model_id, detected=detected, results=results)
 
     def _person_hits(self, session: Session, vectors: np.ndarray, top_k: int
                      ) -> list[list[tuple[int, str, float, int]]]:
@@ -394,3 +448,9 @@ class Gallery:
             if k >= len(index) or all(len(h) >= top_k for h in hits):
                 return hits
             k *= 4
+
+
+def _box_columns(box: tuple[int, int, int, int] | None) -> dict[str, int | None]:
+    """Return an image row's ``box_*`` values for a box taken from its upload (None: the whole upload)."""
+    x, y, w, h = box if box is not None else (None, None, None, None)
+    return {"box_x": x, "box_y": y, "box_w": w, "box_h": h}

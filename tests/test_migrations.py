@@ -158,13 +158,19 @@ def assert_intact(url: str, rows: dict[str, list[tuple]], indexes: dict[str, str
     engine.dispose()
 
 
+def populated_at_0003(url: str, data_dir: Path) -> None:
+    """Fill every table at the newest schema, then downgrade the database to revision 0003."""
+    upgrade(url)
+    populate(url, data_dir)
+    command.downgrade(alembic_config(url), "0003")
+
+
 def test_upgrade_keeps_every_row_id_index_and_trigger(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "reid.db")
-    upgrade(url, "0003")
-    populate(url, tmp_path)
+    populated_at_0003(url, tmp_path)
     rows, indexes = snapshot(url), sqlite_schema(url, "index")
     assert all(rows.values()) and len(rows["embeddings"]) == 6
-    upgrade(url)
+    upgrade(url, "0004")
     assert_intact(url, rows, indexes)
     assert autoincrement_tables(url) == SURROGATE_KEY_TABLES
     command.downgrade(alembic_config(url), "0003")
@@ -174,8 +180,7 @@ def test_upgrade_keeps_every_row_id_index_and_trigger(tmp_path: Path) -> None:
 
 def test_upgrade_that_finds_a_dangling_reference_changes_nothing(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "reid.db")
-    upgrade(url, "0003")
-    populate(url, tmp_path)
+    populated_at_0003(url, tmp_path)
     engine = make_engine(url)
     with engine.connect() as connection:
         connection.exec_driver_sql("PRAGMA foreign_keys = OFF")

@@ -19,9 +19,13 @@ def image_dict(image: Image) -> dict:
     """Serialize an image row with links to its file and thumbnail."""
     return {"id": image.id, "person_id": image.person_id, "original_name": image.original_name,
             "width": image.width, "height": image.height, "sha256": image.sha256,
+            "box": image.box, "detection_score": image.detection_score,
+            "upload_width": image.upload_width, "upload_height": image.upload_height,
             "source": image.source, "created_at": image.created_at.isoformat(),
             "url": url_for("pages.image_file", image_id=image.id),
-            "thumbnail": url_for("pages.image_thumbnail", image_id=image.id)}
+            "thumbnail": url_for("pages.image_thumbnail", image_id=image.id),
+            "original_url": (url_for("pages.image_original", image_id=image.id)
+                             if image.original_path else None)}
 
 
 def person_dict(person: Person, image_count: int | None = None) -> dict:
@@ -38,9 +42,12 @@ def person_dict(person: Person, image_count: int | None = None) -> dict:
 @bp.post("/persons")
 @requires("operator")
 def create_person() -> ResponseReturnValue:
-    person = reid().gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
-                                   notes=request.form.get("notes"), actor=actor())
-    return jsonify(person=person_dict(person), image_ids=[i.id for i in person.images]), 201
+    gallery = reid().gallery
+    person = gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
+                            notes=request.form.get("notes"), actor=actor(), force=params.flag("force"),
+                            keep_original=params.flag("keep_original"))
+    return jsonify(person=person_dict(person), image_ids=[i.id for i in person.images],
+                   same_name=gallery.same_name(db_session(), person.name, other_than=person.id)), 201
 
 
 @bp.get("/persons")
@@ -68,8 +75,10 @@ def get_person(person_id: int) -> ResponseReturnValue:
 @bp.post("/persons/<int:person_id>/images")
 @requires("operator")
 def add_images(person_id: int) -> ResponseReturnValue:
-    images = reid().gallery.add_images(db_session(), person_id, params.uploads("images"), actor=actor())
-    return jsonify(person_id=person_id, image_ids=[i.id for i in images]), 201
+    images = reid().gallery.add_images(db_session(), person_id, params.uploads("images"), actor=actor(),
+                                       force=params.flag("force"), keep_original=params.flag("keep_original"))
+    return jsonify(person_id=person_id, image_ids=[i.id for i in images],
+                   images=[image_dict(image) for image in images]), 201
 
 
 @bp.delete("/persons/<int:person_id>")

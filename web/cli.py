@@ -120,22 +120,41 @@ def _uploads(paths: tuple[Path, ...]) -> list[Upload]:
 @click.option("--name", help="The person's name (creates a new person).")
 @click.option("--person-id", type=int, help="Add the images to this existing person instead.")
 @click.option("--notes", default="", help="Free-text notes about the person.")
+@click.option("--force", is_flag=True,
+              help="Enroll each image whole, without checking that it holds exactly one person "
+                   "(for crops too tight for the detector).")
+@click.option("--keep-original", is_flag=True,
+              help="Keep each image beside the person's crop taken from it, for audit.")
 @click.argument("images", nargs=-1, required=True, type=IMAGE_ARG)
 @with_appcontext
 @cli_errors
-def enroll(name: str | None, person_id: int | None, notes: str, images: tuple[Path, ...]) -> None:
-    """Enroll a person from one or more IMAGES (person crops)."""
+def enroll(name: str | None, person_id: int | None, notes: str, force: bool, keep_original: bool,
+           images: tuple[Path, ...]) -> None:
+    """Enroll a person from one or more IMAGES, each showing exactly one person.
+
+    The detector's box around the one person in each image is enrolled; an image with nobody
+    or several persons is refused (nothing is stored) unless --force is given.
+    """
     gallery = reid().gallery
     if (name is None) == (person_id is None):
         raise click.UsageError("give exactly one of --name (new person) or --person-id (existing)")
     if person_id is None:
         person = gallery.enroll(db_session(), name, _uploads(images), notes=notes, source="cli",
-                                actor=cli_actor())
+                                actor=cli_actor(), force=force, keep_original=keep_original)
         added = person.images
     else:
-        added = gallery.add_images(db_session(), person_id, _uploads(images), source="cli", actor=cli_actor())
+        added = gallery.add_images(db_session(), person_id, _uploads(images), source="cli",
+                                   actor=cli_actor(), force=force, keep_original=keep_original)
         person = gallery.get_person(db_session(), person_id)
     click.echo(f"person {person.id} ({person.name}): added image(s) {', '.join(str(i.id) for i in added)}")
+    for image in added:
+        taken = (f"box {image.box} (detector {image.detection_score:.2f})" if image.box is not None
+                 else "the whole image")
+        click.echo(f"  image {image.id} ({image.original_name}): {taken}")
+    others = gallery.same_name(db_session(), person.name, other_than=person.id)
+    if person_id is None and others:
+        click.echo(f"warning: another person is already named {person.name}: person "
+                   f"{', '.join(str(i) for i in others)}", err=True)
 
 
 @cli.command()
@@ -159,9 +178,13 @@ def search(image: Path, top_k: int | None, threshold: float | None, as_json: boo
 
 
 def _format_search(response: SearchResponse) -> str:
-    lines = [f"threshold {response.threshold:.3f} · model {response.model_id}"]
+    lines = [f"threshold {response.threshold:.3f} · model {response.model_id} · "
+             f"{response.detected} person(s) detected by {response.detector_id}"]
+    if response.detected == 0:
+        lines.append("nobody detected: the whole image was searched as one person crop")
     for n, result in enumerate(response.results, 1):
-        where = f"box {result.bbox} (detector {result.detection_score:.2f})" if result.bbox else "whole image"
+        where = (f"box {result.bbox} (detector {result.detection_score:.2f})" if result.bbox
+                 else "whole image (nobody detected)")
         margin = f", margin {result.margin:.3f}" if result.margin is not None else ""
         lines.append(f"query {n}: {where}{margin}")
         lines += [f"  {rank}. {m.name} (person {m.person_id})  {m.score:.3f}  "

@@ -16,9 +16,11 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from base.images import encode_jpeg
+from base.images import decode_image, encode_jpeg
 from detector.base import Detection
 from detector.drawing import draw_detections
+from gallery.errors import NotFound
+from gallery.models import Image
 from web import params
 from web.auth import actor, requires
 from web.searching import search_request
@@ -63,9 +65,17 @@ def persons() -> ResponseReturnValue:
 @bp.post("/persons")
 @requires("operator")
 def enroll() -> ResponseReturnValue:
-    person = reid().gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
-                                   notes=request.form.get("notes"), actor=actor())
-    flash(f"Enrolled {person.name} with {len(person.images)} image(s).")
+    gallery = reid().gallery
+    person = gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
+                            notes=request.form.get("notes"), actor=actor(), force=params.flag("force"),
+                            keep_original=params.flag("keep_original"))
+    flash(f"Enrolled {person.name} with {len(person.images)} image(s) as person {person.id}: "
+          f"{_taken(person.images)}.")
+    others = gallery.same_name(db_session(), person.name, other_than=person.id)
+    if others:
+        flash(f"Another person is already named {person.name}: person "
+              f"{', '.join(str(i) for i in others)}. If this is the same person, add the images to "
+              f"that person and delete person {person.id}.")
     return redirect(url_for("pages.person", person_id=person.id), 303)
 
 
@@ -81,9 +91,18 @@ def person(person_id: int) -> ResponseReturnValue:
 @bp.post("/persons/<int:person_id>/images")
 @requires("operator")
 def add_images(person_id: int) -> ResponseReturnValue:
-    images = reid().gallery.add_images(db_session(), person_id, params.uploads("images"), actor=actor())
-    flash(f"Added {len(images)} image(s).")
+    images = reid().gallery.add_images(db_session(), person_id, params.uploads("images"), actor=actor(),
+                                       force=params.flag("force"), keep_original=params.flag("keep_original"))
+    flash(f"Added {len(images)} image(s): {_taken(images)}.")
     return redirect(url_for("pages.person", person_id=person_id), 303)
+
+
+def _taken(images: list[Image]) -> str:
+    """Say what was enrolled of each upload: the person's box, or the whole image."""
+    return "; ".join(
+        f"{image.original_name or f'image {image.id}'}: "
+        + (f"the person in box {image.box} (detector score {image.detection_score:.2f})"
+           if image.box is not None else "the whole image") for image in images)
 
 
 @bp.post("/persons/<int:person_id>/delete")
@@ -113,6 +132,22 @@ def image_file(image_id: int) -> ResponseReturnValue:
     mimetype = {".jpg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp",
                 ".webp": "image/webp"}.get(Path(image.stored_path).suffix, "application/octet-stream")
     return Response(gallery.store.read(image.stored_path), mimetype=mimetype,
+                    headers=PERSONAL_IMAGE_HEADERS)
+
+
+@bp.get("/images/<int:image_id>/original")
+@requires("operator")
+def image_original(image_id: int) -> ResponseReturnValue:
+    """The upload an image was cropped from, kept for audit, with the box that was taken."""
+    gallery = reid().gallery
+    image = gallery.get_image(db_session(), image_id)
+    if image.original_path is None or image.box is None:
+        raise NotFound(f"image {image_id} has no kept original")
+    x, y, w, h = image.box
+    upload = decode_image(gallery.store.read(image.original_path))
+    drawn = draw_detections(upload, [Detection(x, y, w, h, image.detection_score or 0.0)],
+                            labels=[f"image {image_id}"])
+    return Response(encode_jpeg(drawn), mimetype="image/jpeg",
                     headers=PERSONAL_IMAGE_HEADERS)
 
 

@@ -62,6 +62,22 @@ def threshold(default: float) -> float:
     return value
 
 
+def flag(name: str) -> bool:
+    """Return a yes/no field: true for ``true``, ``1``, ``on`` or ``yes`` (an HTML checkbox), else false.
+
+    Raises:
+        InvalidInput: a value that is neither yes nor no (``false``, ``0``, ``off``, ``no``).
+    """
+    raw = _field(name)
+    if raw is None:
+        return False
+    if raw.lower() in ("true", "1", "on", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "off", "no"):
+        return False
+    raise InvalidInput(f"{name} must be true or false, got {raw[:40]!r}")
+
+
 def uploads(field: str) -> list[Upload]:
     """Return the files sent under ``field``, skipping empty file inputs of HTML forms.
 

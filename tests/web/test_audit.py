@@ -58,10 +58,15 @@ def test_api_actions_are_audited_with_who_and_ids(app: Flask, client: FlaskClien
 
     ops_actor, admin_actor = f"key:{ops_id}(ops-laptop)", f"key:{admin_id}(admin-desk)"
     assert entries(app)[2:] == [
-        (ops_actor, "enroll", f"person:{person_id}", {"image_ids": image_ids, "source": "upload"}),
-        (ops_actor, "add_images", f"person:{person_id}", {"image_ids": added, "source": "upload"}),
+        (ops_actor, "enroll", f"person:{person_id}", {"image_ids": image_ids, "source": "upload",
+                                                      "boxes": [None, None], "force": False,
+                                                      "originals_kept": 0}),
+        (ops_actor, "add_images", f"person:{person_id}", {"image_ids": added, "source": "upload",
+                                                          "boxes": [None], "force": False,
+                                                          "originals_kept": 0}),
         (ops_actor, "search", None, {"query_sha256": hashlib.sha256(still).hexdigest(), "threshold": 0.5,
-                                     "top_k": 3, "queries": 1, "person_ids": [person_id], "sighting_ids": []}),
+                                     "top_k": 3, "queries": 1, "detected": 0, "person_ids": [person_id],
+                                     "sighting_ids": []}),
         (admin_actor, "delete_image", f"image:{added[0]}", {"person_id": person_id, "vectors": 1}),
         (admin_actor, "delete_person", f"person:{person_id}", {"image_ids": image_ids, "vectors": 2, "links": 0}),
     ]
@@ -114,7 +119,8 @@ def test_cli_actions_are_audited(runner: CliRunner, cli_env: Path, app: Flask, t
         "enroll", "add_images", "search", "delete_image", "delete_person", "index_footage", "purge_footage",
         "key_create", "key_revoke", "user_create", "user_create", "user_disable"]
     by_action = {action: (target, details) for _, action, target, details in logged}
-    assert by_action["enroll"] == ("person:1", {"image_ids": [1], "source": "cli"})
+    assert by_action["enroll"] == ("person:1", {"image_ids": [1], "source": "cli", "boxes": [None],
+                                                "force": False, "originals_kept": 0})
     assert by_action["search"][1]["query_sha256"] == hashlib.sha256(images[0].read_bytes()).hexdigest()
     assert by_action["index_footage"][1]["videos_found"] == 0
     assert by_action["purge_footage"][1]["videos"] == 0 and "recorded_before" in by_action["purge_footage"][1]

@@ -29,7 +29,8 @@ PAGES = [("GET", "/", "viewer"), ("POST", "/search", "viewer"), ("GET", "/person
          ("POST", "/persons", "operator"), ("GET", "/persons/1", "viewer"),
          ("POST", "/persons/1/images", "operator"), ("POST", "/persons/1/delete", "admin"),
          ("POST", "/images/1/delete", "admin"), ("GET", "/images/1", "viewer"),
-         ("GET", "/images/1/thumb", "viewer"), ("GET", "/sightings/crops/1", "viewer"),
+         ("GET", "/images/1/thumb", "viewer"), ("GET", "/images/1/original", "operator"),
+         ("GET", "/sightings/crops/1", "viewer"),
          ("GET", "/sightings/1/frame", "viewer")]
 
 

@@ -19,7 +19,8 @@ def enroll_form(client: FlaskClient, name: str, person: int):
 def test_enroll_form_then_person_page(client: FlaskClient) -> None:
     page = enroll_form(client, "Dana <script>", 4)
     html = page.get_data(as_text=True)
-    assert page.status_code == 200 and "Enrolled Dana &lt;script&gt; with 2 image(s)." in html
+    assert page.status_code == 200 and "Enrolled Dana &lt;script&gt; with 2 image(s) as person" in html
+    assert "0.jpg: the whole image; 1.jpg: the whole image." in html  # no detector: taken whole
     assert "<script>" not in html
     assert len(re.findall(r'src="/images/\d+/thumb"', html)) == 2
     listing = client.get("/persons").get_data(as_text=True)
@@ -36,7 +37,18 @@ def test_search_page_shows_ranked_thumbnails_and_decisions(client: FlaskClient) 
     assert "data:image/jpeg;base64," in html
     assert html.index("Eve") < html.index("Finn")
     assert html.count(">MATCH<") == 1 and html.count(">NO MATCH<") == 1
-    assert "Whole image" in html
+    assert "Whole image" in html and "0 persons detected" in html
+    assert "Nobody was detected in this still" in html  # not confident-looking scores alone
+    for person in client.get("/api/persons").json["persons"]:
+        assert f'{person["name"]}</a> <span class="muted">#{person["id"]}</span>' in html
+
+
+def test_enrolling_a_name_that_exists_warns(client: FlaskClient) -> None:
+    first = enroll_form(client, "Hana", 1).get_data(as_text=True)
+    assert "Another person is already named" not in first
+    page = enroll_form(client, "hana ", 2).get_data(as_text=True)
+    ids = [p["id"] for p in client.get("/api/persons").json["persons"]]
+    assert f"Another person is already named hana: person {min(ids)}." in page
 
 
 def test_delete_buttons(client: FlaskClient) -> None:
