@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from footage.cluster import analyse_videos_on_ray
 from footage.discovery import camera_name, content_hash, find_videos, recording_start
 from footage.parallel import analyse_videos
 from footage.settings import FootageSettings
@@ -71,16 +72,22 @@ def index_footage(sessions: sessionmaker[Session], gallery: Gallery, paths: list
                   detector_spec: str, embedder_spec: str, settings: FootageSettings,
                   detector_options: dict[str, Any] | None = None,
                   camera: str | None = None, start: datetime | None = None,
-                  workers: int | None = None, show_progress: bool = True,
-                  actor: str = audit.SYSTEM) -> IndexingSummary:
+                  workers: int | None = None, ray_address: str | None = None,
+                  show_progress: bool = True, actor: str = audit.SYSTEM) -> IndexingSummary:
     """Index the videos under ``paths`` that this model has not indexed yet.
 
     Each video is stored in one transaction once it is fully analysed, so an interrupted run
     leaves no half-indexed video and the next run resumes with the videos not yet stored.
     A completed run is audited with ``actor`` and its counts.
 
+    Args:
+        ray_address: analyse on this Ray cluster (``footage.cluster``) instead of local worker
+            processes; the analyses come back here and are stored the same way.
+        workers: local processes, or Ray workers with ``ray_address`` (default: one per core).
+
     Raises:
         FileNotFoundError, ValueError: a path does not exist or is not a video.
+        ClusterError: the Ray cluster cannot be reached or cannot build the models.
     """
     began = time.monotonic()
     summary = IndexingSummary()
@@ -101,9 +108,14 @@ def index_footage(sessions: sessionmaker[Session], gallery: Gallery, paths: list
         else:
             sources[path] = _Source(path, camera_name(path, camera), digest)
             done.add(digest)
-    outcomes = analyse_videos(list(sources), settings, detector=detector_spec, embedder=embedder_spec,
-                              detector_options=detector_options, workers=workers,
-                              show_progress=show_progress)
+    if ray_address is None:
+        outcomes = analyse_videos(list(sources), settings, detector=detector_spec, embedder=embedder_spec,
+                                  detector_options=detector_options, workers=workers,
+                                  show_progress=show_progress)
+    else:
+        outcomes = analyse_videos_on_ray(list(sources), settings, address=ray_address, detector=detector_spec,
+                                         embedder=embedder_spec, detector_options=detector_options,
+                                         workers=workers, show_progress=show_progress)
     for outcome in outcomes:
         if outcome.analysis is None:
             log.error("could not index %s: %s", outcome.path, outcome.error)

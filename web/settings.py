@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     detector_tiling: Literal["auto", "off"] = "auto"  # auto: tiles when a frame is larger than the input
     detector_tile_size: int | None = Field(None, ge=16)  # tile width in pixels; None: the detector's input width
     footage_tile_every: int = Field(TILE_EVERY, ge=1)  # footage: tile every N-th analysed frame, track between
+    ray_address: str | None = Field(None, min_length=1)  # footage on a Ray cluster: "auto", HOST:6379; None: local
     match_threshold: float | None = Field(None, ge=-1.0, le=1.0)  # None: the model's own
     top_k: int = Field(5, ge=1, le=MAX_TOP_K)
     max_files: int = Field(50, ge=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,22 +26,33 @@ from web.state import db_session, reid
                    "modification time minus its duration].")
 @click.option("--fps", "analysis_fps", type=click.FloatRange(0.1, 60), default=None,
               help=f"Frames analysed per second of video [default: {FootageSettings().analysis_fps}].")
-@click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Videos analysed in parallel [default: one per core].")
+@click.option("--workers", type=click.IntRange(1, 4096), default=None,
+              help="Videos analysed in parallel [default: one per core; with --ray, one per CPU of the cluster].")
+@click.option("--ray", "ray_address", metavar="ADDRESS", default=None,
+              help="Analyse on this Ray cluster: 'auto' (the cluster this machine is a node of) or HEAD:6379; "
+                   "needs the cluster extra [default: REID_RAY_ADDRESS, else local processes].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @with_appcontext
 @cli_errors
 def index_footage_command(paths: tuple[Path, ...], camera: str | None, start: datetime | None,
-                          analysis_fps: float | None, workers: int | None, as_json: bool) -> None:
+                          analysis_fps: float | None, workers: int | None, ray_address: str | None,
+                          as_json: bool) -> None:
     """Index recorded footage: find persons, track them, store sightings, link enrolled persons.
 
     PATHS are video files or folders searched recursively (mp4, avi, mkv, mov, ...). Videos
     already indexed with the current model are skipped, so the command can run every night on
     the whole recordings folder. Interrupted runs resume with the videos not yet stored.
+
+    With --ray, the videos are analysed on a Ray cluster whose nodes read them at the same
+    paths (a shared mount); the analyses come back here and are stored as without it.
     """
+    from footage.cluster import ClusterError
     from gallery.footage_indexing import index_footage
 
     state = reid()
+    ray_address = ray_address or state.settings.ray_address
+    if ray_address and importlib.util.find_spec("ray") is None:
+        raise click.ClickException('--ray needs Ray installed here and on the cluster: pip install -e ".[cluster]"')
     settings = FootageSettings(tile_every=state.settings.footage_tile_every)
     if analysis_fps is not None:
         settings = dataclasses.replace(settings, analysis_fps=analysis_fps)
@@ -50,8 +62,8 @@ def index_footage_command(paths: tuple[Path, ...], camera: str | None, start: da
             detector_options=state.settings.detector_options(),
             embedder_spec=state.embedder_spec, settings=settings, camera=camera,
             start=start.replace(tzinfo=UTC) if start else None, workers=workers,
-            actor=cli_actor())
-    except (FileNotFoundError, ValueError) as exc:
+            ray_address=ray_address, actor=cli_actor())
+    except (FileNotFoundError, ValueError, ClusterError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(summary.to_dict(), indent=2) if as_json else summary.describe())
     if summary.videos_failed:
