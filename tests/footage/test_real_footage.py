@@ -10,6 +10,7 @@ import pytest
 
 from detector.base import Detection
 from detector.evaluation import MatchCounts, match_frame, read_mot_boxes
+from detector.pedestrian_adas import DEFAULT_ADAS_PATH
 from detector.registry import build_detector
 from embedder.registry import build_embedder, default_embedder_spec
 from footage.analysis import analyse_video
@@ -26,12 +27,19 @@ pytestmark = [
 ]
 
 
-def test_tud_campus_at_default_settings() -> None:
-    # Measured on TUD-Campus (71 frames at 25 fps, 6 analysed at 2 fps): 20 crops kept,
-    # recall 0.67 and precision 1.00 of persons >= 50 px, 3 tracks. Floors leave margin.
+# Measured on TUD-Campus (71 frames at 25 fps, 6 analysed at 2 fps), persons >= 50 px: SSDLite
+# 20 crops kept, recall 0.67, precision 1.00, 3 tracks; pedestrian-adas recall 0.60, precision
+# 0.72 (its boxes are wider than TUD's tight ones, and it boxes people behind the glass, whom
+# the ground truth leaves out). Floors leave margin.
+@pytest.mark.parametrize(("detector", "min_recall", "min_precision"), [
+    ("ssdlite", 0.5, 0.8),
+    pytest.param("pedestrian-adas", 0.5, 0.6, marks=pytest.mark.skipif(
+        not DEFAULT_ADAS_PATH.is_dir(), reason=f"no pedestrian-detection-adas-0002 at {DEFAULT_ADAS_PATH}")),
+])
+def test_tud_campus_at_default_settings(detector: str, min_recall: float, min_precision: float) -> None:
     settings = FootageSettings()
     embedder = build_embedder(default_embedder_spec())
-    analysis = analyse_video(FOOTAGE / "tud-campus.mp4", settings, build_detector(), embedder)
+    analysis = analyse_video(FOOTAGE / "tud-campus.mp4", settings, build_detector(detector), embedder)
     assert (analysis.frames_read, analysis.frames_analysed) == (71, 6)
     truth = read_mot_boxes(FOOTAGE / "tud-campus.gt.txt")
     counts = MatchCounts()
@@ -39,7 +47,7 @@ def test_tud_campus_at_default_settings() -> None:
         found = [Detection(*o.bbox, o.quality.score) for o in analysis.observations
                  if o.frame == frame]
         counts += match_frame(found, truth.get(frame + 1, []), iou_threshold=0.5, min_height=50)
-    assert counts.recall >= 0.5 and counts.precision >= 0.8, counts
+    assert counts.recall >= min_recall and counts.precision >= min_precision, counts
     assert 2 <= len(analysis.tracks) <= 8
     for track in analysis.tracks:
         assert track.member_embeddings.shape[1] == embedder.dim
