@@ -80,7 +80,7 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
     click.echo(f"model {gallery.embedder.model_id} · {indexed} vectors indexed · "
                f"threshold {state.default_threshold():.3f} · data in {state.data_dir}", err=True)
     click.echo(f"serving on http://{host}:{port}/", err=True)
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # Flask types the proxy as the app
     app.run(host=host, port=port, use_reloader=False, threaded=True)
 
 
