@@ -15,14 +15,14 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gallery import audit
 from gallery.errors import Conflict, InvalidInput, NotFound
-from gallery.models import ROLES, ApiKey, User, utcnow
+from gallery.models import ROLES, ApiKey, SignInFailure, User, utcnow
 from gallery.passwords import check_password, hash_password
 
 KEY_SCHEME = "reid_"
@@ -202,9 +202,84 @@ def disable_user(session: Session, username: str, *, actor: str) -> User:
     if user.disabled:
         raise Conflict(f"user {username!r} is already disabled")
     user.disabled = True
+    user.session_generation += 1
     audit.record(session, actor, "user_disable", target=f"user:{username}")
     session.commit()
     return user
+
+
+def set_password(session: Session, username: str, password: str, *, actor: str) -> User:
+    """Give a user a new password; their signed-in sessions end.
+
+    Raises:
+        NotFound: no such user. InvalidInput: the password is too short.
+    """
+    user = session.scalar(sa.select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"no user is named {username!r}")
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    user.password_hash = hash_password(password)
+    user.session_generation += 1
+    audit.record(session, actor, "user_password", target=f"user:{username}")
+    session.commit()
+    return user
+
+
+def end_sessions(session: Session, user_id: int) -> None:
+    """End every signed-in session of a user (sign-out): raise their session generation (not committed)."""
+    session.execute(sa.update(User).where(User.id == user_id)
+                    .values(session_generation=User.session_generation + 1))
+
+
+# -- sign-in rate limits -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SignInLimits:
+    """At most ``per_address`` failed sign-ins from one address and ``per_user`` on one user name
+    within ``window`` seconds; past either, sign-ins are refused until the oldest failure ages out."""
+
+    per_address: int = 10
+    per_user: int = 20
+    window: int = 900
+
+
+def name_key(username: str, key: bytes) -> str:
+    """Return the keyed digest under which failures on a user name are counted (the name is not kept)."""
+    return hmac.new(key, username.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+
+def sign_in_wait(session: Session, remote_addr: str, username: str, limits: SignInLimits, *,
+                 key: bytes, now: datetime | None = None) -> int | None:
+    """Return the seconds to wait before signing in from ``remote_addr`` as ``username`` (None: go ahead)."""
+    now = now or utcnow()
+    since = now - timedelta(seconds=limits.window)
+    waits = []
+    for column, value, limit in ((SignInFailure.remote_addr, remote_addr[:64], limits.per_address),
+                                 (SignInFailure.username_sha256, name_key(username, key), limits.per_user)):
+        times = session.scalars(sa.select(SignInFailure.at).where(column == value, SignInFailure.at > since)
+                                .order_by(SignInFailure.at.desc()).limit(limit)).all()
+        if len(times) >= limit:  # the limit-th newest must age out of the window first
+            waits.append((times[-1] - since).total_seconds())
+    return max(1, int(max(waits)) + 1) if waits else None
+
+
+def record_sign_in_failure(session: Session, remote_addr: str, username: str, limits: SignInLimits, *,
+                           key: bytes, now: datetime | None = None) -> None:
+    """Count a failed sign-in (not committed), forgetting failures older than the window."""
+    now = now or utcnow()
+    session.execute(sa.delete(SignInFailure).where(SignInFailure.at <= now - timedelta(seconds=limits.window)))
+    session.add(SignInFailure(at=now, remote_addr=remote_addr[:64], username_sha256=name_key(username, key)))
+
+
+def forget_sign_in_failures(session: Session, remote_addr: str, username: str, *, key: bytes) -> None:
+    """After a successful sign-in: drop the failures on this name from this address (not committed).
+
+    Failures on other names stay counted, so signing in to one's own account does not reset
+    the address's limit.
+    """
+    session.execute(sa.delete(SignInFailure).where(
+        SignInFailure.remote_addr == remote_addr[:64], SignInFailure.username_sha256 == name_key(username, key)))
 
 
 def list_users(session: Session) -> list[User]:

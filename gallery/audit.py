@@ -2,7 +2,9 @@
 
 The ``audit_log`` table is append-only (database triggers refuse UPDATE and DELETE), so an
 entry can never be erased — which is why entries hold ids and counts only, never a person's
-name, notes or enrolled images' hashes: erasing a person must leave nothing of them.
+name, notes or enrolled images' hashes: erasing a person must leave nothing of them. A search's
+still is identified by its SHA-256 in ``search_queries`` beside the entry instead: erasing a
+person deletes the rows whose digest is one of their images' (``forget_digests``).
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gallery.models import AuditEntry
+from gallery.models import AuditEntry, SearchQuery
 
 ACTIONS = (
     "search", "enroll", "add_images", "delete_person", "delete_image",
-    "key_create", "key_revoke", "user_create", "user_disable",
+    "key_create", "key_revoke", "user_create", "user_disable", "user_password",
     "login", "login_failed", "logout", "index_footage", "purge_footage",
 )
 EXPORT_FORMATS = ("csv", "json")
@@ -46,6 +48,24 @@ def record(session: Session, actor: str, action: str, *, target: str | None = No
     return entry
 
 
+def record_search(session: Session, actor: str, query_sha256: str | None, **details: object) -> AuditEntry:
+    """Add a search's entry, and the still's SHA-256 beside it (not committed)."""
+    entry = record(session, actor, "search", **details)
+    if query_sha256:
+        session.flush()
+        session.add(SearchQuery(audit_id=entry.id, sha256=query_sha256))
+    return entry
+
+
+def forget_digests(session: Session, digests: Iterable[str]) -> int:
+    """Delete the searched stills' digests that are in ``digests`` (an erased person's images); return how many."""
+    digests = sorted(set(digests))
+    if not digests:
+        return 0
+    result = session.execute(sa.delete(SearchQuery).where(SearchQuery.sha256.in_(digests)))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def cli_actor() -> str:
     """Return the actor of a command run on this machine: ``cli:<os user>``."""
     try:
@@ -64,9 +84,12 @@ def entries(session: Session, since: datetime | None = None) -> list[AuditEntry]
 
 
 def entry_dict(entry: AuditEntry) -> dict:
-    """Serialize an entry, with its details parsed."""
+    """Serialize an entry, with its details parsed (a search's with the still's ``query_sha256``)."""
+    details = json.loads(entry.details)
+    if entry.query is not None:
+        details["query_sha256"] = entry.query.sha256
     return {"id": entry.id, "at": entry.at.isoformat(), "actor": entry.actor, "action": entry.action,
-            "target": entry.target, "details": json.loads(entry.details)}
+            "target": entry.target, "details": details}
 
 
 def export(rows: Iterable[AuditEntry], fmt: str) -> str:
@@ -83,7 +106,8 @@ def export(rows: Iterable[AuditEntry], fmt: str) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["id", "at", "actor", "action", "target", "details"])
     for e in rows:
-        writer.writerow([e.id, e.at.isoformat(), _cell(e.actor), e.action, _cell(e.target or ""), e.details])
+        details = json.dumps(entry_dict(e)["details"], sort_keys=True, separators=(",", ":"))
+        writer.writerow([e.id, e.at.isoformat(), _cell(e.actor), e.action, _cell(e.target or ""), details])
     return out.getvalue()
 
 

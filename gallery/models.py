@@ -279,6 +279,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(sa.String(20))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled: Mapped[bool] = mapped_column(default=False)
+    # Raised at sign-out, disabling and password change: sign-in cookies of an older one are refused.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class AuditEntry(Base):
@@ -293,6 +295,33 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(sa.String(40), index=True)
     target: Mapped[str | None] = mapped_column(sa.String(100), default=None)
     details: Mapped[str] = mapped_column(sa.Text, default="{}")
+
+    query: Mapped[SearchQuery | None] = relationship(lazy="selectin", viewonly=True)
+
+
+class SearchQuery(Base):
+    """The SHA-256 of a searched still, beside its (append-only) audit entry.
+
+    Kept apart so that erasing a person can erase it too when it is the digest of one of
+    their images: the audit log itself holds ids and counts only.
+    """
+
+    __tablename__ = "search_queries"
+
+    audit_id: Mapped[int] = mapped_column(sa.ForeignKey("audit_log.id"), primary_key=True)
+    sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+
+
+class SignInFailure(Base):
+    """A failed sign-in, kept for the rate limits' window: when, from where, on which name (hashed)."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    remote_addr: Mapped[str] = mapped_column(sa.String(64), index=True)
+    username_sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
 
 
 class IndexState(Base):

@@ -250,7 +250,8 @@ class Gallery:
                                 force=force, keep_original=keep_original)
 
     def delete_person(self, session: Session, person_id: int, *, actor: str = audit.SYSTEM) -> DeletionReceipt:
-        """Erase a person: their row, images, files, vectors and links to footage sightings.
+        """Erase a person: their row, images, files, vectors, links to footage sightings, and the
+        digests of searches made with one of their images.
 
         Raises:
             NotFound: unknown person.
@@ -262,6 +263,7 @@ class Gallery:
             receipt.links = int(session.scalar(sa.select(sa.func.count()).select_from(SightingMatch)
                                                .where(SightingMatch.person_id == person_id)) or 0)
             session.delete(person)
+            audit.forget_digests(session, _digests(images))  # searches made with their images
             audit.record(session, actor, "delete_person", target=f"person:{person_id}",
                          image_ids=receipt.images, vectors=receipt.vectors, links=receipt.links)
             self._vectors.commit(session)
@@ -280,6 +282,7 @@ class Gallery:
             image = self.get_image(session, image_id)
             receipt = self._count_vectors(session, [image])
             session.delete(image)
+            audit.forget_digests(session, _digests([image]))
             audit.record(session, actor, "delete_image", target=f"image:{image_id}",
                          person_id=image.person_id, vectors=receipt.vectors)
             self._vectors.commit(session)
@@ -400,8 +403,9 @@ class Gallery:
 
         Each detected person is one query; with no detection the whole image is one query,
         and the response says so (``detected`` 0, the result's ``whole_image``).
-        The search is audited: ``actor``, the still's ``query_sha256`` (of the uploaded file),
-        the settings, and the person and sighting ids returned.
+        The search is audited: ``actor``, the settings, and the person and sighting ids
+        returned; the still's ``query_sha256`` (of the uploaded file) is kept beside the entry,
+        until a person one of whose images has that digest is erased.
 
         Raises:
             InvalidInput: ``top_k`` outside 1..100 or ``threshold`` outside -1..1.
@@ -425,7 +429,7 @@ class Gallery:
                 bbox=None if detection is None else detection.as_list(),
                 detection_score=None if detection is None else round(detection.score, 4),
                 matches=matches, margin=margin, sightings=sightings))
-        audit.record(session, actor, "search", query_sha256=query_sha256, threshold=threshold,
+        audit.record_search(session, actor, query_sha256, threshold=threshold,
                      top_k=top_k, queries=len(results), detected=detected,
                      person_ids=sorted({m.person_id for r in results for m in r.matches}),
                      sighting_ids=sorted({h.sighting_id for r in results for h in r.sightings}))
@@ -454,3 +458,9 @@ def _box_columns(box: tuple[int, int, int, int] | None) -> dict[str, int | None]
     """Return an image row's ``box_*`` values for a box taken from its upload (None: the whole upload)."""
     x, y, w, h = box if box is not None else (None, None, None, None)
     return {"box_x": x, "box_y": y, "box_w": w, "box_h": h}
+
+
+def _digests(images: list[Image]) -> set[str]:
+    """Return the SHA-256s of images' uploads and of their stored files (crops, kept originals: named by content)."""
+    stored = (path for image in images for path in (image.stored_path, image.original_path) if path)
+    return {image.sha256 for image in images} | {Path(path).stem for path in stored}

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import secrets
+import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+import sqlalchemy as sa
 from flask import (
     Blueprint,
     Flask,
@@ -41,6 +44,8 @@ from gallery.access import Principal
 from gallery.models import User
 from web.errors import error_response
 from web.state import db_session, reid
+
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -131,6 +136,7 @@ def init_app(app: Flask) -> None:
     """Resolve and check every request; add the security headers to every response."""
     app.extensions["reid_auth"] = {"enabled": False, "database_checked": False}
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.before_request(_check_host)
     app.before_request(_guard)
     app.after_request(_security_headers)
     app.context_processor(lambda: {"csrf_token": csrf_token, "principal": principal(),
@@ -141,6 +147,39 @@ def init_app(app: Flask) -> None:
 def _can(role: str) -> bool:
     who = principal()
     return who is not None and who.may(role)
+
+
+def host_name(host: str) -> str:
+    """Return a Host header's name without the port, lower case (``[::1]:5000`` -> ``[::1]``)."""
+    host = host.strip().lower().rstrip(".")
+    if host.startswith("["):
+        return host[:host.index("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def host_allowed(host: str, allowed: list[str]) -> bool:
+    """Whether ``host`` names one of ``allowed`` (``.example.org``: it and every name under it)."""
+    name = host_name(host)
+    for entry in allowed:
+        entry = host_name(entry)
+        if name == entry or (entry.startswith(".") and (name.endswith(entry) or name == entry[1:])):
+            return True
+    return False
+
+
+def _check_host() -> ResponseReturnValue | None:
+    """Refuse requests for host names the service does not answer to (DNS rebinding, forged links)."""
+    allowed = reid().settings.trusted_hosts(open_mode=not auth_enabled())
+    host = request.headers.get("Host", "")
+    if allowed is not None and not host_allowed(host, allowed):
+        return error_response(400, "host_not_allowed", f"this service does not answer to the host name "
+                              f"{host_name(host)[:100]!r}; its operator can add it to REID_ALLOWED_HOSTS")
+    if request.mimetype == "application/x-www-form-urlencoded":  # text fields only: never large
+        limit = current_app.config["MAX_FORM_MEMORY_SIZE"]
+        if limit is not None and (request.content_length or 0) > limit:
+            return error_response(413, "request_entity_too_large",
+                                  f"a form without files has at most {limit} bytes")
+    return None
 
 
 def _guard() -> ResponseReturnValue | None:
@@ -188,8 +227,8 @@ def _session_user() -> Principal | None:
     if user_id is None:
         return None
     user = db_session().get(User, user_id)
-    if user is None or user.disabled:
-        session.clear()
+    if user is None or user.disabled or session.get("generation") != user.session_generation:
+        session.clear()  # signed out (anywhere), disabled, or the password changed since
         return None
     return Principal(f"user:{user.username}", user.role)
 
@@ -213,14 +252,42 @@ def _security_headers(response: Response) -> Response:
     response.headers.update(SECURITY_HEADERS)
     if response.mimetype == "text/html":
         response.headers.setdefault("Cache-Control", "no-store")
+    location = response.headers.get("Location")
+    if location:  # Werkzeug's own redirects (//x -> /x) name the request's host: keep the path only
+        parts = urlsplit(location)
+        if parts.netloc and parts.netloc == request.host and is_local_path(parts.path or "/"):
+            response.headers["Location"] = parts._replace(scheme="", netloc="").geturl()
     return response
+
+
+def is_local_path(target: str) -> bool:
+    """Whether ``target`` is a path on this site: ``/...`` with no scheme, host, ``//``, backslash,
+    or control characters, before or after percent-decoding (no open redirect)."""
+    for text in (target, unquote(target)):
+        if not text.startswith("/") or text.startswith(("//", "/\\")) or "\\" in text:
+            return False
+        if any(unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp")
+               for ch in text):  # tab, newline, NUL, RLO, ...: browsers drop some, headers refuse others
+            return False
+        parts = urlsplit(text)
+        if parts.scheme or parts.netloc:
+            return False
+    return True
 
 
 def _safe_next(target: str | None) -> str:
     """Return ``target`` if it is a path on this site, else the search page (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("pages.index")
+    return target if target and is_local_path(target) else url_for("pages.index")
+
+
+def _sign_in_limits() -> access.SignInLimits:
+    settings = reid().settings
+    return access.SignInLimits(settings.sign_in_limit_per_address, settings.sign_in_limit_per_user,
+                               settings.sign_in_limit_window)
+
+
+def _name_key() -> bytes:
+    return hmac.new(str(current_app.secret_key).encode(), b"sign-in names", "sha256").digest()
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -230,19 +297,31 @@ def login() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("login.html", next_url=next_url, failed=False)
     username = (request.form.get("username") or "").strip()
+    address = request.remote_addr or "unknown"
     session_db = db_session()
+    limits, key = _sign_in_limits(), _name_key()
+    wait = access.sign_in_wait(session_db, address, username, limits, key=key)
+    if wait is not None:
+        log.warning("sign-in refused: too many failures from %s or on the name tried", address)
+        body, status = error_response(429, "too_many_attempts", "too many failed sign-ins from this "
+                                      f"address or for this user: try again in {wait} seconds")
+        return body, status, {"Retry-After": str(wait)}
     user = access.authenticate(session_db, username, request.form.get("password") or "")
     if user is None:
-        audit.record(session_db, "anonymous", "login_failed", target=f"user:{username[:90]}",
-                     remote_addr=request.remote_addr)
+        access.record_sign_in_failure(session_db, address, username, limits, key=key)
+        known = session_db.scalar(sa.select(User.id).where(User.username == username)) is not None
+        audit.record(session_db, "anonymous", "login_failed",  # an unknown name is not kept: it may be a password
+                     target=f"user:{username}" if known else "user:?", remote_addr=address[:64])
         session_db.commit()
         return render_template("login.html", next_url=next_url, failed=True), 401
+    access.forget_sign_in_failures(session_db, address, username, key=key)
     session.clear()
     session.permanent = True
     session["user_id"] = user.id
+    session["generation"] = user.session_generation
     session["csrf_token"] = secrets.token_urlsafe(32)
     audit.record(session_db, f"user:{user.username}", "login", target=f"user:{user.username}",
-                 remote_addr=request.remote_addr)
+                 remote_addr=address[:64])
     session_db.commit()
     return redirect(next_url, 303)
 
@@ -251,7 +330,8 @@ def login() -> ResponseReturnValue:
 @public
 def logout() -> ResponseReturnValue:
     who = principal()
-    if who is not None and who.actor.startswith("user:"):
+    if who is not None and who.actor.startswith("user:"):  # end the session on the server too
+        access.end_sessions(db_session(), session["user_id"])
         audit.record(db_session(), who.actor, "logout", target=who.actor, remote_addr=request.remote_addr)
         db_session().commit()
     session.clear()

@@ -56,6 +56,9 @@ def test_erasure_leaves_nothing_of_the_person(session: Session, data_dir: Path, 
     gallery.add_images(session, person.id, uploads[2:], actor="user:alice")
     link_to_footage(session, person.id)
     gallery.search(session, person_image(1, 9), top_k=3, threshold=0.5, actor="user:bob", query_sha256="ab" * 32)
+    for upload in uploads[::2]:  # searched with the very files enrolled: the audit must not keep their digests
+        gallery.search(session, person_image(1, 0), top_k=3, threshold=0.5, actor="user:bob",
+                       query_sha256=hashlib.sha256(upload.data).hexdigest())
 
     images = session.scalars(sa.select(Image).where(Image.person_id == person.id)).all()
     image_ids = [image.id for image in images]
@@ -92,3 +95,30 @@ def test_erasure_leaves_nothing_of_the_person(session: Session, data_dir: Path, 
 
     (result,) = gallery.search(session, person_image(1, 9), top_k=3, threshold=0.5).results
     assert [m.person_id for m in result.matches] == [other.id]
+
+
+def digests(data: bytes) -> set[str]:
+    """Return the usual hex digests of ``data``."""
+    return {hashlib.new(name, data).hexdigest() for name in ("md5", "sha1", "sha256", "sha512", "blake2b")}
+
+
+def test_the_audit_keeps_no_digest_of_an_erased_persons_images(session: Session, data_dir: Path) -> None:
+    from gallery import audit
+
+    gallery = Gallery(data_dir, ThumbnailEmbedder(), build_detector("none"), link_threshold=0.9)
+    uploads = [Upload(jpeg_bytes(person_image(1, v)), f"{v}.jpg") for v in range(2)]
+    person = gallery.enroll(session, NAME, uploads)
+    kept = Upload(jpeg_bytes(person_image(5, 0)), "other-still.jpg")
+    for upload in [*uploads, kept, uploads[0]]:
+        gallery.search(session, person_image(1, 0), top_k=3, threshold=0.5, actor="user:bob",
+                       query_sha256=hashlib.sha256(upload.data).hexdigest())
+    searched = [audit.entry_dict(e)["details"].get("query_sha256") for e in audit.entries(session)]
+    assert searched.count(hashlib.sha256(uploads[0].data).hexdigest()) == 2
+
+    gallery.delete_person(session, person.id)
+
+    exported = audit.export(audit.entries(session), "json") + audit.export(audit.entries(session), "csv")
+    everything = dump(session) + exported
+    assert [d for upload in uploads for d in digests(upload.data) if d in everything] == []
+    assert hashlib.sha256(kept.data).hexdigest() in exported  # other searches keep their stills' digests
+    assert [e.action for e in audit.entries(session)].count("search") == 4  # the entries themselves stay

@@ -107,6 +107,22 @@ def users_disable(username: str) -> None:
     click.echo(f"disabled user {user.username}")
 
 
+@users.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@with_appcontext
+@cli_errors
+def users_set_password(username: str, password_stdin: bool) -> None:
+    """Give USERNAME a new password (prompted for twice, or read from stdin); their open sessions end."""
+    session = _session()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    user = access.set_password(session, username, password, actor=audit.cli_actor())
+    click.echo(f"set a new password for {user.username}; their sessions have ended")
+
+
 @users.command("list")
 @with_appcontext
 @cli_errors
