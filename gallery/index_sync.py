@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gallery.models import IndexState, unpack_vectors
-from gallery.vector_index import IdFingerprint, VectorIndex
+from gallery.vector_index import ANN_THRESHOLD, IdFingerprint, VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +77,27 @@ class SharedIndex:
     - each write that changes the index's content raises the index's generation in
       ``index_state`` in its own transaction (``commit``);
     - a process remembers the generation its copy reflects and, before each use, compares it
-      with the database's (one tiny SELECT); when they differ it re-syncs: it reads the file
-      if the file holds exactly the database's ids, else rebuilds from the database;
+      with the database's (one tiny SELECT); when they differ it catches up: it applies the
+      records other processes appended to the index's log since it last read it
+      (``VectorIndex.catch_up``, without the lock first), which brings it in step when the log
+      ends in a mark of the database's generation;
+    - each writer appends its change and then a mark of the generation it committed
+      (``VectorIndex.mark``) to the log;
+    - when catching up does not reach the database's generation (a writer killed between its
+      commit and its mark, a log replaced by a rebuild or damaged) the process re-syncs fully:
+      it reads snapshot and log if they hold exactly the database's ids, else rebuilds them
+      from the database, as at start-up;
     - writers hold an exclusive ``flock`` on ``<directory>/<name>.lock`` from before their
-      commit until the file is saved, and re-syncs that may write the file hold it too, so
-      the file is only ever replaced by a process whose copy matches the committed database.
-      A process killed between its commit and its save leaves the file one write behind; the
-      next re-sync finds the ids differ and rebuilds it.
+      commit until their mark is appended, and full re-syncs hold it too, so the files are
+      only ever written by a process whose copy matches the committed database.
 
-    Thread-safe: threads of one process share the copy; a re-sync replaces it whole.
+    Thread-safe: threads of one process share the copy; catching up changes it in place, a
+    full re-sync replaces it.
     """
 
     def __init__(self, directory: Path, name: str, model_id: str, dim: int, rows: sa.Select,
-                 prepare: Callable[[Session], object] | None = None) -> None:
+                 prepare: Callable[[Session], object] | None = None, *,
+                 ann_threshold: int = ANN_THRESHOLD) -> None:
         """Describe the index.
 
         Args:
@@ -97,6 +105,7 @@ class SharedIndex:
             prepare: called under the lock before each re-sync with a session of its own, e.g.
                 to embed rows that lack a vector; it must raise the generation in each
                 transaction it commits.
+            ann_threshold: vectors from which the index is approximate (``VectorIndex``).
         """
         self.name = name
         self.directory = Path(directory)
@@ -105,6 +114,7 @@ class SharedIndex:
         self.dim = dim
         self.rows = rows
         self._prepare = prepare
+        self.ann_threshold = ann_threshold
         # The copy and the generation it reflects (None: re-sync), replaced together.
         self._copy: tuple[VectorIndex, int | None] | None = None
         self._lock = threading.RLock()
@@ -116,6 +126,10 @@ class SharedIndex:
         generation, copy = read_generation(session, self.name), self._copy
         if copy is not None and copy[1] == generation:
             return copy[0]
+        with self._lock:  # the log holds the writes since: apply them, other processes left to write
+            if self._depth == 0 and self._caught_up(generation):
+                assert self._copy is not None
+                return self._copy[0]
         with self._held():
             if self._depth == 1 and not self._in_step(session):
                 self._sync(session)
@@ -126,11 +140,12 @@ class SharedIndex:
     def writing(self, session: Session) -> Iterator[VectorIndex]:
         """Hold the index for a write: in step with the database, other writers kept out.
 
-        Inside, add the rows, ``commit(session)``, then change the index yielded (it saves its
-        file). If anything fails after the commit, the next use re-syncs from the database.
+        Inside, add the rows, ``commit(session)``, then change the index yielded (it appends
+        to its log); on leaving, the committed generation is marked in the log. If anything
+        fails after the commit, the mark is left out and the next use re-syncs from the database.
         """
         with self._held():
-            if not self._in_step(session):
+            if not self._caught_up(read_generation(session, self.name)):
                 self._sync(session)
             assert self._copy is not None
             index, failed = self._copy[0], False
@@ -141,9 +156,12 @@ class SharedIndex:
                 failed = True
                 raise
             finally:
-                if self._committed is not None:  # after a failure the copy may lack the change
-                    self._copy = (index, None if failed else self._committed)
-                self._committed = None
+                committed, self._committed = self._committed, None
+                if committed is not None:  # after a failure the copy may lack the change
+                    self._copy = (index, None)
+                    if not failed:
+                        index.mark(committed)
+                        self._copy = (index, committed)
 
     def commit(self, session: Session) -> None:
         """Raise the generation in the session's transaction and commit it (inside ``writing``)."""
@@ -157,14 +175,30 @@ class SharedIndex:
         if self._prepare is not None:  # its own session: the caller's pending rows stay pending
             with Session(session.get_bind(), expire_on_commit=False) as own:
                 self._prepare(own)
-        generation = read_generation(session, self.name)  # before the content: a lower bound
+        generation = read_generation(session, self.name)  # writers are kept out: it stays
+        if self._caught_up(generation):
+            return False
         for stale in self.directory.glob(f"{self.name}-*.faiss*.tmp"):  # from a killed save
             stale.unlink(missing_ok=True)
-        index = VectorIndex(self.directory, self.name, self.model_id, self.dim)
+        if self._copy is not None:
+            self._copy[0].close()
+        index = VectorIndex(self.directory, self.name, self.model_id, self.dim, ann_threshold=self.ann_threshold)
         with session.no_autoflush:
             rebuilt = sync_index(session, index, self.rows)
+        if index.generation != generation:  # other processes catch up to it from the log
+            index.mark(generation)
         self._copy = (index, generation)
         return rebuilt
+
+    def _caught_up(self, generation: int) -> bool:
+        """Apply the log's new records to the copy; return whether it then reflects ``generation``."""
+        if self._copy is None:
+            return False
+        index = self._copy[0]
+        if not index.catch_up() or index.generation is None or index.generation < generation:
+            return False
+        self._copy = (index, index.generation)  # a writer may have marked a later one meanwhile
+        return True
 
     def _in_step(self, session: Session) -> bool:
         return self._copy is not None and self._copy[1] == read_generation(session, self.name)

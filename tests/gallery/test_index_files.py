@@ -1,16 +1,16 @@
-"""The index file is checked at load: altered vectors or ids are rebuilt, a folder in its way is named."""
+"""The index files are checked at load: altered vectors or ids are rebuilt, a folder in their way is named."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-import faiss
-import numpy as np
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from detector.registry import build_detector
+from gallery.models import Embedding, Image, Person
 from gallery.service import Gallery
 from gallery.uploads import Upload
 from gallery.vector_index import IndexPathError, VectorIndex, unusable_index_paths
@@ -27,32 +27,40 @@ def best(gallery: Gallery, session: Session, person: int) -> tuple[int, float]:
     return result.matches[0].person_id, result.matches[0].score
 
 
-def swap_two_vectors(path: Path) -> None:
-    """Rewrite the index file with the vectors of its first two rows swapped, ids left as they were."""
-    index = faiss.read_index(str(path))
-    flat = faiss.downcast_index(index.index)
-    vectors = flat.reconstruct_n(0, index.ntotal)
-    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
-    vectors[[0, 1]] = vectors[[1, 0]]
-    swapped = faiss.IndexIDMap2(faiss.IndexFlatIP(index.d))
-    swapped.add_with_ids(vectors, ids)
-    faiss.write_index(swapped, str(path))
+def swap_two_vectors(path: Path, first: bytes, second: bytes) -> None:
+    """Swap the bytes of two vectors where they are stored in ``path``, ids left as they were."""
+    data = path.read_bytes()
+    at, other = data.index(first), data.index(second)
+    swapped = bytearray(data)
+    swapped[at:at + len(first)], swapped[other:other + len(second)] = second, first
+    path.write_bytes(bytes(swapped))
 
 
-def test_swapped_vectors_are_caught_at_load_and_rebuilt(session: Session, data_dir: Path,
+def vector_bytes(session: Session, *persons: Person) -> list[bytes]:
+    return [session.scalars(sa.select(Embedding.vector).join(Image).where(Image.person_id == person.id)).one()
+            for person in persons]
+
+
+@pytest.mark.parametrize("where", ["snapshot", "log"])
+def test_swapped_vectors_are_caught_at_load_and_rebuilt(session: Session, data_dir: Path, where: str,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     gallery = restarted(data_dir)
     ann = gallery.enroll(session, "Ann", [Upload(jpeg_bytes(person_image(1, 0)), "ann.jpg")])
     bob = gallery.enroll(session, "Bob", [Upload(jpeg_bytes(person_image(2, 0)), "bob.jpg")])
+    gallery.enroll(session, "Cy", [Upload(jpeg_bytes(person_image(3, 0)), "cy.jpg")])
     assert best(gallery, session, 1)[0] == ann.id
-    path = gallery.index(session).path
-    swap_two_vectors(path)
+    index = gallery.index(session)
+    if where == "snapshot":
+        index.save()  # the log folded into the snapshot
+    path = index.path if where == "snapshot" else index.log_path
+    swap_two_vectors(path, *vector_bytes(session, ann, bob))
     assert VectorIndex(path.parent, "gallery", ThumbnailEmbedder.model_id, ThumbnailEmbedder.dim).load() is False
 
     with caplog.at_level(logging.INFO):
         person, score = best(restarted(data_dir), session, 1)
     assert person == ann.id != bob.id and score > 0.99
-    assert "does not match the checksum" in caplog.text and "rebuilding gallery-" in caplog.text
+    assert ("does not match the checksum" if where == "snapshot" else "damaged or altered") in caplog.text
+    assert "rebuilding gallery-" in caplog.text
     assert VectorIndex(path.parent, "gallery", ThumbnailEmbedder.model_id, ThumbnailEmbedder.dim).load()
 
 
