@@ -36,7 +36,7 @@ from gallery.uploads import (
     clean_notes,
     safe_filename,
 )
-from gallery.vector_index import VectorIndex
+from gallery.vector_index import ANN_THRESHOLD, VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class Gallery:
                  link_threshold: float, min_width: int = MIN_WIDTH, min_height: int = MIN_HEIGHT,
                  detector_min_score: float | None = None, sightings_per_query: int = 20,
                  max_pixels: int | None = MAX_PIXELS, max_request_pixels: int | None = MAX_REQUEST_PIXELS,
-                 max_concurrent_decodes: int = 2) -> None:
+                 max_concurrent_decodes: int = 2, ann_threshold: int = ANN_THRESHOLD) -> None:
         self.data_dir = Path(data_dir)
         self.store = ImageStore(self.data_dir / "images")
         self.embedder = embedder
@@ -129,11 +129,11 @@ class Gallery:
         self.detector_min_score = detector_min_score
         self.link_threshold = link_threshold
         self.sightings_per_query = sightings_per_query
-        self.sightings = Sightings(self.data_dir, embedder.model_id, embedder.dim)
+        self.sightings = Sightings(self.data_dir, embedder.model_id, embedder.dim, ann_threshold=ann_threshold)
         self._vectors = SharedIndex(
             self.data_dir / "index", "gallery", embedder.model_id, embedder.dim,
             sa.select(Embedding.image_id, Embedding.vector).where(Embedding.model_id == embedder.model_id),
-            prepare=self._embed_missing)
+            prepare=self._embed_missing, ann_threshold=ann_threshold)
 
     # -- the index ---------------------------------------------------------------------------
 

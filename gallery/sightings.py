@@ -34,7 +34,7 @@ from gallery.models import (
     pack_vector,
     unpack_vectors,
 )
-from gallery.vector_index import VectorIndex
+from gallery.vector_index import ANN_THRESHOLD, VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +76,14 @@ class PurgeReceipt:
 class Sightings:
     """The footage side of the gallery, for one embedder model."""
 
-    def __init__(self, data_dir: Path, model_id: str, dim: int) -> None:
+    def __init__(self, data_dir: Path, model_id: str, dim: int, *, ann_threshold: int = ANN_THRESHOLD) -> None:
         self.store = ImageStore(Path(data_dir) / "crops")
         self.model_id = model_id
         self.dim = dim
         self._vectors = SharedIndex(
             Path(data_dir) / "index", "sightings", model_id, dim,
             sa.select(SightingVector.id, SightingVector.vector).join(Sighting).join(Video)
-            .where(Video.model_id == model_id))
+            .where(Video.model_id == model_id), ann_threshold=ann_threshold)
 
     def index(self, session: Session) -> VectorIndex:
         """Return the sightings index as of the latest committed write of any process."""

@@ -20,6 +20,7 @@ from detector.registry import DEFAULT_DETECTOR
 from footage.settings import TILE_EVERY
 from gallery.service import MAX_TOP_K
 from gallery.uploads import MAX_PIXELS, MAX_REQUEST_PIXELS, MIN_HEIGHT, MIN_WIDTH
+from gallery.vector_index import ANN_THRESHOLD
 
 ENV_PREFIX = "REID_"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")  # the hosts served in open mode by default
@@ -64,6 +65,7 @@ class Settings(BaseSettings):
     max_request_pixels: int | None = Field(MAX_REQUEST_PIXELS, ge=1)  # all images of one request together
     max_concurrent_decodes: int = Field(2, ge=1)  # requests' worth of pixels decoded at once per worker
     max_content_length: int = Field(32 * 1024 * 1024, ge=1)
+    ann_threshold: int = Field(ANN_THRESHOLD, ge=1)  # vectors from which an index searches approximately (IVF)
     allowed_hosts: Annotated[list[str] | None, NoDecode] = None  # None: loopback names in open mode, else any
     client_timeout: int = Field(20, ge=1)  # seconds to send a request's headers; idle connections close after it
     min_upload_rate: int = Field(500, ge=1)  # bytes per second a request's body must average after that

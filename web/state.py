@@ -88,7 +88,8 @@ class ReidState:
                     self.data_dir, self.embedder, detector, link_threshold=self.default_threshold(),
                     detector_min_score=self.settings.detector_min_score, **self.settings.image_limits(),
                     max_request_pixels=self.settings.max_request_pixels,
-                    max_concurrent_decodes=self.settings.max_concurrent_decodes)
+                    max_concurrent_decodes=self.settings.max_concurrent_decodes,
+                    ann_threshold=self.settings.ann_threshold)
             return self._gallery
 
     def default_threshold(self) -> float:
