@@ -50,7 +50,7 @@ def record(session: Session, actor: str, action: str, *, target: str | None = No
 
 def record_search(session: Session, actor: str, query_sha256: str | None, **details: object) -> AuditEntry:
     """Add a search's entry, and the still's SHA-256 beside it (not committed)."""
-    entry = record(session, actor, "search", **details)
+    entry = record(session, actor, "search", target=None, **details)
     if query_sha256:
         session.flush()
         session.add(SearchQuery(audit_id=entry.id, sha256=query_sha256))
