@@ -1,9 +1,12 @@
 """Measure footage indexing on the recordings with ground truth: detection, tracks and speed.
 
 Usage: python -m benchmarks.footage_benchmark [--data DIR] [--out FILE.json] [--runs N]
-       [--model DIR] [--threshold T ...] [--set NAME=VALUE ...]
-(defaults: ../shared/data beside the project, bench-results/footage.json in it, 3 runs;
-``--set`` overrides a ``FootageSettings`` field, e.g. ``--set analysis_fps=3``).
+       [--model DIR] [--threshold T ...] [--set NAME=VALUE ...] [--detector NAME]
+       [--tile-size PX] [--scale N]
+(defaults: ../shared/data beside the project, bench-results/footage.json in it, 3 runs, the
+default detector; ``--set`` overrides a ``FootageSettings`` field, e.g. ``--set analysis_fps=3``
+or ``--set tile_every=1``; ``--scale 3`` measures copies of the videos upscaled 3 times
+(bilinear; 480x360 -> 1440x1080), their ground truth and the 50-px height scaled alike).
 
 Definitions, per video:
 - Detection: on every sampled frame (analysed, or skipped as static), the kept crops are
@@ -77,6 +80,7 @@ class GroundTruth:
 
     boxes: dict[int, list[tuple[int, Box]]]
     sampled: list[int]  # the frame indices the analysis sampled
+    min_height: float = MIN_HEIGHT  # persons shorter than this are not counted
 
 
 Figures = Callable[[VideoAnalysis, GroundTruth], dict[str, Any]]
@@ -118,7 +122,7 @@ def detection_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, 
         found = [_detection(analysis.observations[i]) for i in frames.get(index, [])]
         boxes = [box for _, box in truth.boxes.get(index, [])]
         for iou in totals:
-            totals[iou] += match_frame(found, boxes, iou_threshold=iou, min_height=MIN_HEIGHT)
+            totals[iou] += match_frame(found, boxes, iou_threshold=iou, min_height=truth.min_height)
     total, loose = totals[IOU], totals[LOOSE_IOU]
     return {"recall": round(total.recall, 4), "precision": round(total.precision, 4),
             "true_positives": total.true_positives, "false_positives": total.false_positives,
@@ -164,7 +168,7 @@ def track_figures(analysis: VideoAnalysis, truth: GroundTruth) -> dict[str, Any]
                 if top is not None and top[1] < MIX_SHARE * sum(counts.values()))
     tracks_per_identity = Counter(top[0] for top in majority if top is not None)
     visible = {person for index in truth.sampled for person, box in truth.boxes.get(index, [])
-               if box[3] >= MIN_HEIGHT}
+               if box[3] >= truth.min_height}
     return {"tracks": len(analysis.tracks), "tracks_dropped_short": analysis.tracks_dropped_short,
             "identities_visible": len(visible), "identities_found": len(tracks_per_identity),
             "identities_split": sum(1 for n in tracks_per_identity.values() if n >= 2),
@@ -230,7 +234,7 @@ def search_figures(analysis: VideoAnalysis, truth: GroundTruth, embedder: Embedd
         for person, (x, y, w, h) in truth.boxes[index]:
             frames_of[person].add(index)
             inside = x >= 0 and y >= 0 and x + w <= analysis.width and y + h <= analysis.height
-            if person not in queries and h >= MIN_HEIGHT and inside:
+            if person not in queries and h >= truth.min_height and inside:
                 queries[person] = (index, (x, y, w, h))
     outcomes: dict[float, SearchOutcomes] = {t: SearchOutcomes() for t in (threshold, *other_thresholds)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -274,7 +278,40 @@ def parse_args() -> argparse.Namespace:
                         help="also search at this threshold (repeatable), besides the calibrated one")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="NAME=VALUE", help="override a FootageSettings field")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, help="detector registry name")
+    parser.add_argument("--tile-size", type=int, default=None,
+                        help="detector tile width in pixels [default: the detector's own]")
+    parser.add_argument("--scale", type=int, default=1, help="upscale the videos this many times")
     return parser.parse_args()
+
+
+def upscaled_footage(footage: Path, scale: int, out: Path) -> Path:
+    """Write each video upscaled ``scale`` times (bilinear) and its ground truth scaled alike to ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for video, truth_file in VIDEOS:
+        capture = cv2.VideoCapture(str(footage / video))
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) * scale,
+                int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) * scale)
+        codec = "mp4v" if video.endswith(".mp4") else "MJPG"
+        writer = cv2.VideoWriter(str(out / video), cv2.VideoWriter.fourcc(*codec), fps, size)
+        if not writer.isOpened():
+            raise SystemExit(f"cannot write {out / video}")
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            writer.write(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR))
+        capture.release()
+        writer.release()
+        lines = []
+        for line in (footage / truth_file).read_text().splitlines():
+            if line.strip():
+                fields = line.split(",")
+                fields[2:6] = [f"{float(v) * scale:g}" for v in fields[2:6]]
+                lines.append(",".join(fields))
+        (out / truth_file).write_text("\n".join(lines) + "\n")
+    return out
 
 
 def settings_from(overrides: list[str]) -> FootageSettings:
@@ -295,9 +332,10 @@ def settings_from(overrides: list[str]) -> FootageSettings:
     return dataclasses.replace(defaults, **changes)
 
 
-def load_models(embedder_spec: str) -> tuple[Detector, Embedder]:
-    """Return the default detector and the embedder named ``embedder_spec``."""
-    return build_detector(DEFAULT_DETECTOR), build_embedder(embedder_spec)
+def load_models(embedder_spec: str, detector: str = DEFAULT_DETECTOR,
+                tile_size: int | None = None) -> tuple[Detector, Embedder]:
+    """Return the detector named ``detector`` and the embedder named ``embedder_spec``."""
+    return build_detector(detector, tile_size=tile_size), build_embedder(embedder_spec)
 
 
 def main() -> None:
@@ -307,7 +345,11 @@ def main() -> None:
     if not footage.is_dir():
         raise SystemExit(f"no footage at {footage}: nothing to measure")
     settings = settings_from(args.overrides)
-    detector, embedder = load_models(args.model)
+    if args.scale != 1:
+        import tempfile
+
+        footage = upscaled_footage(footage, args.scale, Path(tempfile.mkdtemp(prefix="footage-x")))
+    detector, embedder = load_models(args.model, args.detector, args.tile_size)
     detector.detect(np.zeros((360, 480, 3), dtype=np.uint8))  # load and warm up both models
     embedder.embed([np.zeros((128, 64, 3), dtype=np.uint8)])
     measures = {**FIGURES, "search": functools.partial(search_figures, embedder=embedder,
@@ -319,9 +361,11 @@ def main() -> None:
         analysis = runs[0]
         truth = GroundTruth(read_mot_identities(footage / truth_file),
                             sample_indices(analysis.fps, settings.analysis_fps,
-                                           analysis.frames_read))
+                                           analysis.frames_read), MIN_HEIGHT * args.scale)
         row: dict[str, Any] = {
-            "video": video, "duration_s": round(analysis.duration_s, 2),
+            "video": video, "width": analysis.width, "height": analysis.height,
+            "windows_when_tiled": len(detector.windows(analysis.width, analysis.height)),
+            "duration_s": round(analysis.duration_s, 2),
             "frames": analysis.frames_read, "fps": analysis.fps,
             "frames_analysed": analysis.frames_analysed, "frames_static": analysis.frames_static,
             "detections": analysis.detections, "crops_kept": analysis.crops_kept,
@@ -333,13 +377,13 @@ def main() -> None:
         rows.append(row)
     print_table(rows, [name for name in measures if name not in {"detection", "tracks"}])
     results = {
-        "detector": detector.model_id, "embedder": embedder.model_id,
+        "detector": detector.model_id, "embedder": embedder.model_id, "scale": args.scale,
         "settings": dataclasses.asdict(settings), "fingerprint": settings.fingerprint(),
         "environment": {"opencv": cv2.__version__, "cpus": os.cpu_count(),
                         "machine": platform.machine(),
                         "load_average_1m": round(os.getloadavg()[0], 2),
                         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-        "definitions": {"min_height": MIN_HEIGHT, "iou": IOU, "loose_iou": LOOSE_IOU,
+        "definitions": {"min_height": MIN_HEIGHT * args.scale, "iou": IOU, "loose_iou": LOOSE_IOU,
                         "mix_share": MIX_SHARE},
         "videos": rows,
     }

@@ -2,7 +2,8 @@
 
 Run from the project root with the project's venv:  .venv/bin/python docs/make_screenshot.py
 Needs Debian's chromium (apt-get install chromium). Uses only scikit-image's sample photos
-(no research data), the default embedder and the real person detector.
+(no research data), the default embedder and the real SSDLite person detector (pedestrian-adas,
+made for walking people seen from afar, boxes parts of a person in these close-up photographs).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         upgrade(sqlite_url(Path(tmp) / "reid.db"))
-        app = create_app({"DATA_DIR": tmp})
+        app = create_app({"DATA_DIR": tmp, "DETECTOR": "ssdlite"})
         client = app.test_client()
         for name, crops in enrolled.items():
             files = [(io.BytesIO(jpeg(c)), f"{i}.jpg") for i, c in enumerate(crops)]
