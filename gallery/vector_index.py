@@ -715,6 +715,16 @@ class VectorIndex:
         return scores, ids
 
 
+def use_threads(count: int) -> None:
+    """Set the threads FAISS uses in this process (OpenMP's, for every index).
+
+    A server answering single queries from many threads wants 1: FAISS's parallel regions gain
+    nothing there, and on a busy machine their idle threads' spinning costs tens of milliseconds
+    a search or add (``benchmarks/index_scale.py``).
+    """
+    faiss.omp_set_num_threads(count)
+
+
 def nlist_for(count: int) -> int:
     """Return the IVF list count for ``count`` vectors: about 2 sqrt(N), a power of two, at most
     ``MAX_NLIST``, with at least 39 vectors per list (faiss's floor for training)."""

@@ -28,6 +28,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 from waitress.task import ThreadedTaskDispatcher
 
+from gallery.vector_index import use_threads
 from web import create_app
 from web.auth import open_mode_refusal
 
@@ -84,7 +85,8 @@ class ReidServer(BaseApplication):
     def load(self) -> Flask:  # type: ignore[override]  # types-gunicorn: a narrower start_response than Flask's
         """Build the app in a worker; bring its indexes in step before it takes requests."""
         app = create_app()
-        warm_up(app)
+        warm_up(app)  # a rebuild here uses every core
+        use_threads(1)  # then one FAISS thread per request: see use_threads
         return app
 
 
