@@ -8,8 +8,10 @@ a worker that cannot read a file says so, naming its node. The analyses come bac
 which stores them: workers need no database.
 
 A worker that dies (its process killed, its node lost) loses only the video it was analysing,
-which is handed to another worker once; a model that cannot be built stops the run. Ray itself
-is imported only when ``analyse_videos_on_ray`` runs, so the local path never loads it.
+which is handed to another worker once; a model that cannot be built stops the run, and an
+analysis made with another detector than the driver's settings resolve to (a node with other
+model files) is refused. Ray itself is imported only when ``analyse_videos_on_ray`` runs, so the
+local path never loads it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import cv2
 from tqdm import tqdm
 
+from detector.registry import build_detector
 from footage.analysis import VideoAnalysis, analyse_video
 from footage.parallel import VideoOutcome, build_models
 from footage.settings import FootageSettings
@@ -108,6 +111,11 @@ def analyse_videos_on_ray(paths: Sequence[Path], settings: FootageSettings, *, a
     """
     if not paths:
         return
+    options = dict(detector_options or {})
+    try:  # what "auto" and the like resolve to here: every worker must resolve them alike
+        expected_detector: str | None = build_detector(detector, **options).model_id
+    except (KeyError, OSError, ValueError):
+        expected_detector = None  # the workers will say why they cannot build it
     import ray  # only here: the local path never imports Ray
 
     owned = not ray.is_initialized()
@@ -118,7 +126,7 @@ def analyse_videos_on_ray(paths: Sequence[Path], settings: FootageSettings, *, a
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise ClusterError(f"cannot connect to the Ray cluster at {address}: {error}") from error
     try:
-        yield from _Dispatcher(paths, settings, (detector, embedder, dict(detector_options or {})),
+        yield from _Dispatcher(paths, settings, (detector, embedder, options), expected_detector,
                                workers, show_progress).run()
     finally:
         if owned:
@@ -143,6 +151,7 @@ class _Dispatcher:
     paths: Sequence[Path]
     settings: FootageSettings
     models: tuple[str, str, dict[str, Any]]
+    expected_detector: str | None  # the detector's model_id on the driver
     workers: int | None
     show_progress: bool
     actors: dict[ActorHandle, Any] = dataclasses.field(default_factory=dict)  # actor: its describe() ref
@@ -207,13 +216,21 @@ class _Dispatcher:
                     continue
                 else:
                     idle.append(actor)
-                    log.info("analysed %s on %s", path, self._where(actor))
-                    yield VideoOutcome(path, dataclasses.replace(analysis, path=str(path)))
+                    yield self._checked(path, analysis, self._where(actor))
                 bar.update(1)
         finally:
             bar.close()
             for actor in list(self.actors):
                 self._stop(actor)
+
+    def _checked(self, path: Path, analysis: VideoAnalysis, where: str) -> VideoOutcome:
+        """Return the outcome of an analysis, refused if its worker's detector is not the driver's."""
+        if self.expected_detector is not None and analysis.detector_id != self.expected_detector:
+            return VideoOutcome(path, None, f"{where} detected with {analysis.detector_id}, the driver's settings "
+                                f"with {self.expected_detector}: install the same models at the same paths on "
+                                "every node")
+        log.info("analysed %s on %s", path, where)
+        return VideoOutcome(path, dataclasses.replace(analysis, path=str(path)))
 
     def _start(self) -> ActorHandle:
         """Start one actor (it builds and loads its models as it starts), spreading them over the nodes."""

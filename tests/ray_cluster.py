@@ -7,6 +7,7 @@ loopback only. Worker processes import ``tests...`` plug-ins from the project ro
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -89,3 +90,13 @@ class SlowColourDetector(ColourDetector):
         (Path(os.environ[MARKERS]) / f"pid-{os.getpid()}").touch()
         time.sleep(self.delay * len(images))
         return super()._detect(images, min_score)
+
+
+class DriftedColourDetector(ColourDetector):
+    """``ColourDetector`` under another model id in Ray workers: a node whose model files differ."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
+            self.model_id = "colour-blobs-of-another-version"

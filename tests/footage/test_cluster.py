@@ -1,5 +1,5 @@
-"""Videos analysed on a real local Ray cluster: the local analysis, models loaded once per worker,
-unreadable files named, a worker killed mid-video."""
+"""Videos analysed on a real local Ray cluster: the local analysis (synthetic and real footage),
+models loaded once per worker, unreadable files named, a worker killed mid-video."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from detector.registry import DEFAULT_DETECTOR, build_detector
+from embedder.registry import build_embedder, default_embedder_spec
 from footage.analysis import analyse_video
 from footage.cluster import ClusterError, analyse_videos_on_ray
-from tests.conftest import ThumbnailEmbedder
-from tests.footage.conftest import FRAMES, SETTINGS, WALKERS, without_timing
+from footage.settings import FootageSettings
+from tests.conftest import SHARED_DATA, ThumbnailEmbedder
+from tests.footage.conftest import FRAMES, SETTINGS, WALKERS, plain, without_timing
 from tests.footage.synthetic import ColourDetector, Walker, write_video
 from tests.ray_cluster import LocalCluster, SlowColourDetector, worker_pids
 
@@ -100,6 +104,18 @@ def test_models_that_cannot_be_built_stop_the_run(ray_cluster: LocalCluster, tmp
                                    embedder=EMBEDDER, show_progress=False))
 
 
+def test_a_worker_whose_detector_differs_from_the_drivers_is_refused(ray_cluster: LocalCluster,
+                                                                    tmp_path: Path) -> None:
+    (path,) = videos(tmp_path, 1)
+    (outcome,) = analyse_videos_on_ray([path], SETTINGS, address=ray_cluster.address,
+                                       detector="tests.ray_cluster:DriftedColourDetector", embedder=EMBEDDER,
+                                       show_progress=False)
+    assert outcome.analysis is None
+    assert "detected with colour-blobs-of-another-version, the driver's settings with test-colour-blobs-v1" in str(
+        outcome.error)
+    assert "install the same models at the same paths on every node" in str(outcome.error)
+
+
 def test_an_address_nobody_answers_at_fails_at_once(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -109,3 +125,27 @@ def test_an_address_nobody_answers_at_fails_at_once(tmp_path: Path) -> None:
             list(analyse_videos_on_ray([tmp_path / "a.avi"], SETTINGS, address=address, detector=SLOW,
                                        embedder=EMBEDDER))
     assert time.monotonic() - began < 5
+
+
+FOOTAGE = SHARED_DATA / "footage"
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not FOOTAGE.is_dir(), reason=f"footage not found at {FOOTAGE} (needs ../shared/data)")
+def test_real_footage_on_ray_matches_the_local_analysis(ray_cluster: LocalCluster) -> None:
+    video = FOOTAGE / "tud-campus.mp4"
+    settings = FootageSettings()
+    spec = default_embedder_spec()
+    (outcome,) = analyse_videos_on_ray([video], settings, address=ray_cluster.address, detector=DEFAULT_DETECTOR,
+                                       embedder=spec, show_progress=False)
+    assert outcome.error is None and outcome.analysis is not None, outcome.error
+    expected = analyse_video(video, settings, build_detector(DEFAULT_DETECTOR), build_embedder(spec))
+    on_ray = outcome.analysis
+    assert len(expected.tracks) >= 2
+    assert plain(on_ray.observations) == plain(expected.observations)
+    assert len(on_ray.tracks) == len(expected.tracks)
+    for got, want in zip(on_ray.tracks, expected.tracks):
+        assert (got.start_frame, got.end_frame, got.detections) == (want.start_frame, want.end_frame, want.detections)
+        assert [m.bbox for m in got.members] == [m.bbox for m in want.members]
+        np.testing.assert_allclose(got.member_embeddings, want.member_embeddings, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(got.embedding, want.embedding, rtol=0, atol=1e-4)
