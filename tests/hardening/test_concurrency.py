@@ -39,7 +39,9 @@ pytestmark = pytest.mark.slow  # a real server under a minute of load
 DURATION_S = 60.0          # of mixed load
 CLIENTS = 8                # client threads, each with its own persons
 WORKERS, THREADS = 2, 4    # of the server
-VISIBLE_WITHIN_S = 1.0
+# Generous: the 2 cores are often shared (load average above 10 measured), where one request can
+# take a second by itself; that the first search after the ack sees the write is checked exactly.
+VISIBLE_WITHIN_S = 2.0
 SEED = 20261129
 WEIGHTS = {"enroll": 3, "search": 5, "delete": 2}
 
