@@ -1,7 +1,11 @@
 """The vector index at 100k, 1M (and, once, 10M) vectors: build, memory, search, recall, writes.
 
 Usage: python -m benchmarks.index_scale [--sizes 100000 1000000] [--ten-million]
-       [--compare/--no-compare] [--hnsw-max 1000000] [--out bench-results/index_scale.json]
+       [--compare/--no-compare] [--compare-max 1000000] [--hnsw-max 1000000] [--writes 30]
+       [--search-threads 1] [--dir DIR] [--out bench-results/index_scale.json]
+
+The 10M run takes about 12 GB at its peak (the vectors, then the index and a second copy
+loaded from its files) and, on 2 busy cores, an hour or more: run it once, by hand, not in CI.
 
 The vectors are synthetic and shaped like a re-ID gallery: identities x views, 128-d, unit
 length. Each identity has a centre (a shared mean direction, a 32-dimensional random part and
@@ -40,7 +44,7 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-from gallery.vector_index import ANN_THRESHOLD, NPROBE, VectorIndex, nlist_for, use_threads
+from gallery.vector_index import ANN_THRESHOLD, NPROBE, VectorIndex, nlist_for, nprobe_for, use_threads
 
 log = logging.getLogger(__name__)
 PROJECT = Path(__file__).resolve().parents[1]
@@ -134,6 +138,11 @@ def rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def index_mb(index: Any) -> float:
+    """Return the size of an index serialized, in MiB: about what it holds in memory."""
+    return float(faiss.serialize_index(index).nbytes / 2**20)
+
+
 def compare_layouts(vectors: NDArray[np.float32], queries: NDArray[np.float32], truth: NDArray[np.int64],
                     hnsw_max: int) -> list[dict[str, Any]]:
     """Measure IVF-Flat, IVF-SQ8 and HNSW32 directly in FAISS over their search-breadth settings."""
@@ -147,10 +156,10 @@ def compare_layouts(vectors: NDArray[np.float32], queries: NDArray[np.float32], 
                       else faiss.IndexIVFScalarQuantizer(quantizer, DIM, nlist, faiss.ScalarQuantizer.QT_8bit,
                                                          faiss.METRIC_INNER_PRODUCT))
         index.cp.niter, index.cp.max_points_per_centroid = 10, 64
-        before, started = rss_mb(), time.perf_counter()
+        started = time.perf_counter()
         index.train(sample)
         index.add_with_ids(vectors, ids)
-        built, memory = time.perf_counter() - started, rss_mb() - before
+        built, memory = time.perf_counter() - started, index_mb(index)
         for nprobe in (16, 32, 64, 128, 256):
             if nprobe > nlist:
                 break
@@ -168,9 +177,9 @@ def compare_layouts(vectors: NDArray[np.float32], queries: NDArray[np.float32], 
     if count <= hnsw_max:
         hnsw = faiss.IndexHNSWFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = 40
-        before, started = rss_mb(), time.perf_counter()
+        started = time.perf_counter()
         hnsw.add(vectors)
-        built, memory = time.perf_counter() - started, rss_mb() - before
+        built, memory = time.perf_counter() - started, index_mb(hnsw)
         for ef in (16, 32, 64, 128):
             params = faiss.SearchParametersHNSW(efSearch=ef)
             found = hnsw.search(queries, K, params=params)[1]
@@ -185,19 +194,24 @@ def compare_layouts(vectors: NDArray[np.float32], queries: NDArray[np.float32], 
     return results
 
 
-def measure_service_index(vectors: NDArray[np.float32], queries: NDArray[np.float32], truth: NDArray[np.int64],
+def measure_service_index(data: list[NDArray[np.float32]], queries: NDArray[np.float32], truth: NDArray[np.int64],
                           writes: int, directory: Path) -> dict[str, Any]:
-    """Measure ``VectorIndex`` as the service uses it: build, memory, search, load, enroll and delete."""
-    count = len(vectors)
+    """Measure ``VectorIndex`` as the service uses it: build, memory, search, load, enroll and delete.
+
+    ``data`` holds the vectors, taken out once built (at 10M they and two copies would not fit).
+    """
+    count = len(data[0])
     ids = np.arange(1, count + 1, dtype=np.int64)  # database ids start at 1
     index = VectorIndex(directory, "gallery", "bench", DIM)
     before, started = rss_mb(), time.perf_counter()
-    index.rebuild(ids, vectors)
+    index.rebuild(ids, data[0])
     built, memory = time.perf_counter() - started, rss_mb() - before
+    data.clear()
     index.mark(1)
     found = index.search(queries, K)[1]
     figures: dict[str, Any] = {
-        "vectors": count, "layout": index.layout.split("-")[0], "build_s": round(built, 1),
+        "vectors": count, "layout": index.layout.split("-")[0],
+        "nprobe": nprobe_for(nlist_for(count)) if count >= ANN_THRESHOLD else None, "build_s": round(built, 1),
         "memory_mb": round(memory), "snapshot_mb": round(index.path.stat().st_size / 2**20),
         "recall@10": round(recall(found - 1, truth), 4),
         **latency(lambda q: index.search(q, K), queries[:LATENCY_QUERIES])}
@@ -264,6 +278,7 @@ def main() -> None:
     parser.add_argument("--compare", action=argparse.BooleanOptionalAction, default=True,
                         help="also measure IVF-Flat / IVF-SQ8 / HNSW directly in FAISS")
     parser.add_argument("--hnsw-max", type=int, default=1_000_000, help="largest size HNSW is built at")
+    parser.add_argument("--compare-max", type=int, default=1_000_000, help="largest size --compare runs at")
     parser.add_argument("--writes", type=int, default=30, help="enroll + delete pairs timed per size")
     parser.add_argument("--search-threads", type=int, default=SEARCH_THREADS,
                         help="FAISS threads for searches and writes (a server worker uses 1)")
@@ -276,7 +291,8 @@ def main() -> None:
     results: dict[str, Any] = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "faiss": faiss.__version__,
                     "faiss_threads": faiss.omp_get_max_threads(), "load_average": os.getloadavg()},
-        "settings": {"ann_threshold": ANN_THRESHOLD, "nprobe": NPROBE, "search_threads": args.search_threads,
+        "settings": {"ann_threshold": ANN_THRESHOLD, "nprobe_at_512_lists": NPROBE,
+                     "search_threads": args.search_threads,
                      "dim": DIM, "views": VIEWS, "queries": QUERIES, "latency_queries": LATENCY_QUERIES, "k": K},
         "sizes": []}
     for count in sizes:
@@ -286,14 +302,15 @@ def main() -> None:
         truth = exact_top(vectors, queries)
         print(f"  data and exact top-10 in {time.perf_counter() - started:.0f} s", flush=True)
         entry: dict[str, Any] = {"vectors": count}
-        if args.compare:
+        if args.compare and count <= args.compare_max:
             print("  layouts in FAISS:", flush=True)
             entry["layouts"] = compare_layouts(vectors, queries, truth, args.hnsw_max)
+        data = [vectors]
+        del vectors
         with tempfile.TemporaryDirectory(dir=args.dir) as directory:
-            entry["service_index"] = measure_service_index(vectors, queries, truth, args.writes, Path(directory))
+            entry["service_index"] = measure_service_index(data, queries, truth, args.writes, Path(directory))
         print(f"  VectorIndex: {entry['service_index']}", flush=True)
         results["sizes"].append(entry)
-        del vectors
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     results["machine"]["load_average_after"] = os.getloadavg()

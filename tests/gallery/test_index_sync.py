@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from detector.registry import build_detector
 from gallery.db import make_engine, make_session_factory
-from gallery.index_sync import read_generation
+from gallery.index_sync import raise_generation, read_generation
 from gallery.models import Embedding
 from gallery.service import Gallery
 from gallery.uploads import Upload
+from gallery.vector_index import VectorIndex
 from tests.conftest import ThumbnailEmbedder, jpeg_bytes, person_image
 
 
@@ -104,3 +105,31 @@ def test_writers_of_two_processes_take_turns(sessions, data_dir) -> None:
     holder.join()
     assert [who for who, _ in sorted(done, key=lambda d: d[1])] == ["one", "two"]
     assert (data_dir / "index" / "gallery.lock").is_file()
+
+
+def test_other_processes_catch_up_from_the_log(sessions, data_dir, monkeypatch: pytest.MonkeyPatch) -> None:
+    one, two = process(data_dir), process(data_dir)
+    with sessions() as session:
+        one.enroll(session, "first", uploads(1))
+        assert first_person(two, session, 1) is not None  # two reads the files once, on first use
+        loads: list[VectorIndex] = []
+        load = VectorIndex.load
+        monkeypatch.setattr(VectorIndex, "load", lambda self: loads.append(self) or load(self))
+        added = one.enroll(session, "second", uploads(2)).id
+        assert first_person(two, session, 2) == added
+        one.delete_person(session, added)
+        assert first_person(two, session, 2) != added
+        assert loads == []  # both writes applied from the log: the files were not read again
+
+
+def test_a_generation_missing_from_the_log_brings_a_full_sync(sessions, data_dir) -> None:
+    one, two = process(data_dir), process(data_dir)
+    with sessions() as session:
+        kept = one.enroll(session, "kept", uploads(1)).id
+        assert first_person(two, session, 1) == kept
+        raise_generation(session, "gallery")  # as if a writer died between its commit and its log record
+        session.commit()
+        assert first_person(two, session, 1) == kept  # two re-syncs from the files, which match the database
+        assert two.index(session).generation == read_generation(session, "gallery")
+        assert first_person(one, session, 1) == kept  # one catches up to the mark two appended
+        assert one.index(session).generation == read_generation(session, "gallery")
