@@ -150,18 +150,19 @@ class SharedIndex:
             assert self._copy is not None
             index, failed = self._copy[0], False
             self._committed = None
-            try:
-                yield index
-            except BaseException:
-                failed = True
-                raise
-            finally:
-                committed, self._committed = self._committed, None
-                if committed is not None:  # after a failure the copy may lack the change
-                    self._copy = (index, None)
-                    if not failed:
-                        index.mark(committed)
-                        self._copy = (index, committed)
+            with index.compacting_after():  # after the mark: others catch up without waiting for it
+                try:
+                    yield index
+                except BaseException:
+                    failed = True
+                    raise
+                finally:
+                    committed, self._committed = self._committed, None
+                    if committed is not None:  # after a failure the copy may lack the change
+                        self._copy = (index, None)
+                        if not failed:
+                            index.mark(committed)
+                            self._copy = (index, committed)
 
     def commit(self, session: Session) -> None:
         """Raise the generation in the session's transaction and commit it (inside ``writing``)."""

@@ -35,6 +35,7 @@ removals supported. The layout is chosen when a snapshot is written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -296,6 +297,7 @@ class VectorIndex:
         self._log: _Log | None = None
         self._snapshot: _Sections | None = None
         self._blocks: list[bytes] = []  # the snapshot's block digests
+        self._deferred = 0  # inside ``compacting_after``: writes leave compaction to its end
 
     def _flat(self) -> faiss.IndexIDMap2:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
@@ -563,9 +565,29 @@ class VectorIndex:
         assert self._log is not None
         self._log.append(record)
 
+    @contextlib.contextmanager
+    def compacting_after(self) -> Iterator[None]:
+        """Leave the compaction that writes inside may call for to the end of the block.
+
+        ``SharedIndex`` marks the generation inside, so that other processes, which catch up to
+        the mark without the lock, need not wait for a compaction.
+        """
+        with self._lock:
+            self._deferred += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._deferred -= 1
+        with self._lock:  # not after a failure: the caller's exception goes up as it was
+            if not self._deferred and self._log is not None and not self._log.replaced(self.log_path):
+                self._after_write()
+
     def _after_write(self) -> None:
         """Compact when the log has outgrown its share of the snapshot, or the index its exact layout."""
         assert self._log is not None
+        if self._deferred:
+            return
         snapshot = self._snapshot.size if self._snapshot is not None else self.path.stat().st_size
         grown = self._log.end - _LOG_HEAD > max(self.compact_min_bytes, self.compact_fraction * snapshot)
         if grown or (len(self) >= self.ann_threshold and not isinstance(self._index, faiss.IndexIVFFlat)):

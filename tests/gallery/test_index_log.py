@@ -199,3 +199,17 @@ def test_the_log_is_folded_into_a_snapshot_when_it_outgrows_it(tmp_path: Path) -
     assert index.path.stat().st_ino != first and index.log_path.stat().st_size == header
     reloaded = index_at(tmp_path)
     assert reloaded.load() and sorted(reloaded.ids().tolist()) == list(range(1, 131))
+
+
+def test_compaction_waits_for_the_end_of_a_marked_write(tmp_path: Path) -> None:
+    index = index_at(tmp_path, compact_min_bytes=0)
+    index.rebuild(np.arange(1, 101, dtype=np.int64), unit_vectors(100, 32, 21))
+    first = index.path.stat().st_ino
+    with index.compacting_after():
+        index.add(np.arange(101, 141, dtype=np.int64), unit_vectors(40, 32, 22))  # past 25%
+        assert index.path.stat().st_ino == first  # not yet: the mark goes first
+        index.mark(2)
+        reader = index_at(tmp_path)
+        assert reader.load() and reader.generation == 2 and len(reader) == 140
+    assert index.path.stat().st_ino != first
+    assert reader.catch_up() and len(reader) == 140  # and follows the compaction
