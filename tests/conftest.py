@@ -251,7 +251,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture
 def ray_markers(ray_cluster: Any) -> Path:
     """The folder where ``tests.ray_cluster.SlowColourDetector`` notes its processes, emptied."""
-    folder = Path(os.environ["REID_TEST_RAY_MARKERS"])
+    folder = Path(os.environ["TEST_REID_RAY_MARKERS"])
     for marker in folder.iterdir():
         marker.unlink()
     return folder

@@ -23,7 +23,7 @@ from tests.conftest import PROJECT_ROOT
 from tests.footage.synthetic import ColourDetector
 
 NODE_MEMORY = 80 * 1024 * 1024  # object store of each node: analyses are small
-MARKERS = "REID_TEST_RAY_MARKERS"  # folder where SlowColourDetector notes the processes that run it
+MARKERS = "TEST_REID_RAY_MARKERS"  # folder where SlowColourDetector notes the processes that run it
 
 
 @dataclass
@@ -77,7 +77,7 @@ def worker_pids(markers: Path) -> list[int]:
 
 
 class SlowColourDetector(ColourDetector):
-    """``ColourDetector`` taking ``delay`` seconds a frame; notes its process in ``$REID_TEST_RAY_MARKERS``."""
+    """``ColourDetector`` taking ``delay`` seconds a frame; notes its process in ``$TEST_REID_RAY_MARKERS``."""
 
     delay = 0.03
 
