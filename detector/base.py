@@ -59,7 +59,8 @@ class Detector(LazyModel):
         Args:
             image: (H, W, 3) uint8 BGR array.
             min_score: keep boxes scoring at least this, in [0, 1] (None: the detector's
-                ``min_score``); a box found only in a tile needs ``tiling.tile_min_score`` too.
+                ``min_score``); a box found in a tile needs ``tiling.tile_min_score`` too, and
+                is dropped if taller than ``tiling.max_box_share`` of the tile.
             tiles: False looks at the whole image only, whatever ``tiling`` says.
 
         Returns:
@@ -117,7 +118,9 @@ class Detector(LazyModel):
             start += len(own)
             if len(own) > 1:
                 tile_score = max(min_score, self.tiling.tile_min_score)
-                parts = [parts[0]] + [[d for d in part if d.score >= tile_score] for part in parts[1:]]
+                parts = [parts[0]] + [
+                    [d for d in part if d.score >= tile_score and d.h <= self.tiling.max_box_share * h]
+                    for part, (_, _, _, h) in zip(parts[1:], own[1:])]
             results.append(parts[0] if len(own) == 1 else
                            _merge(parts, own, (image.shape[1], image.shape[0])))
         for image, boxes in zip(images, results):

@@ -5,8 +5,11 @@ before the network sees it, and a 120-px person becomes 33 px, below what it fin
 runs the detector on the whole frame (large persons) and on overlapping windows of about the
 input's size in frame pixels (small persons), then merges the boxes into one set:
 
+- tiles are for persons smaller than a tile: a box found in a tile taller than
+  ``Tiling.max_box_share`` of the tile's height is left to the whole frame (on TUD-Campus x3,
+  whose persons are taller than a tile, such boxes were mostly parts of persons), and boxes
+  found in tiles need ``Tiling.tile_min_score`` (tiles see clutter up close);
 - a box touching a tile edge that lies inside the frame is *cut*: it may be part of a person;
-  boxes found in tiles also need ``Tiling.tile_min_score`` (tiles see clutter up close);
 - overlapping boxes from different tiles, cut on the sides facing each other and agreeing
   across the cut, are joined into one box (a person larger than the overlap, whom no tile
   sees whole);
@@ -35,6 +38,7 @@ Window = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 OVERLAP = 0.25  # least share of a tile's side shared with its neighbour
 MIN_EXCESS = 1.25  # tile only frames at least this many times a tile's width or height
 TILE_MIN_SCORE = 0.6  # the score a box found in a tile needs (tiles see more clutter up close)
+MAX_BOX_SHARE = 0.7  # a box found in a tile may be at most this share of the tile's height
 EDGE_MARGIN = 2  # pixels from a tile edge within which a box counts as touching it
 
 
@@ -50,6 +54,8 @@ class Tiling:
         min_excess: frames tile only when wider or taller than this many tiles, >= 1.
         tile_min_score: the score a box found in a tile needs, in [0, 1], if higher than the
             caller's min score; the whole frame's boxes need only the caller's.
+        max_box_share: boxes found in a tile taller than this share of its height are dropped,
+            in (0, 1]: persons that tall are the whole frame's to find.
     """
 
     enabled: bool = True
@@ -57,6 +63,7 @@ class Tiling:
     overlap: float = OVERLAP
     min_excess: float = MIN_EXCESS
     tile_min_score: float = TILE_MIN_SCORE
+    max_box_share: float = MAX_BOX_SHARE
 
     def __post_init__(self) -> None:
         """Check ranges.
@@ -72,6 +79,8 @@ class Tiling:
             raise ValueError(f"min_excess must be >= 1, got {self.min_excess}")
         if not 0.0 <= self.tile_min_score <= 1.0:
             raise ValueError(f"tile_min_score must be in [0, 1], got {self.tile_min_score}")
+        if not 0.0 < self.max_box_share <= 1.0:
+            raise ValueError(f"max_box_share must be in (0, 1], got {self.max_box_share}")
 
     def tile_size(self, input_size: tuple[int, int], default_width: int | None = None) -> tuple[int, int]:
         """Return the (width, height) of a tile for a detector of ``input_size`` (width, height).

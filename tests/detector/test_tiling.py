@@ -66,7 +66,7 @@ def test_windows_are_automatic_from_the_frame_size() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"tile_width": 8}, {"overlap": -0.1}, {"overlap": 0.95},
-                                 {"min_excess": 0.5}])
+                                 {"min_excess": 0.5}, {"tile_min_score": 1.5}, {"max_box_share": 0.0}])
 def test_bad_tiling_is_refused_naming_the_value(bad: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         Tiling(**bad)
@@ -188,7 +188,8 @@ def test_merging_a_perfect_detector_gives_the_persons_exactly(
     rng = np.random.default_rng(seed)
     windows = Tiling(tile_width=tile_width).windows(*frame, input_size)
     assert len(windows) > 4
-    persons = random_persons(rng, frame, 12, (40, frame[1] // 2))
+    tile_height = windows[1][3]
+    persons = random_persons(rng, frame, 12, (40, int(0.7 * tile_height)))  # tiles' to find
     # Every part seen, whole frame blind to all: the parts must join into the persons.
     found = [[]] + [oracle(persons, window, 0.0) for window in windows[1:]]
     assert merged(found, windows, frame) == sorted(map(list, persons))
@@ -248,3 +249,18 @@ def test_a_real_detector_tiled_finds_small_persons_whole_across_tile_edges() -> 
     assert len(found) == len(blobs)
     for box, blob in zip(found, sorted(map(list, blobs))):
         assert np.abs(np.array(box) - blob).max() <= 2, (box, blob)
+
+
+def test_persons_taller_than_most_of_a_tile_are_left_to_the_whole_frame() -> None:
+    scene = np.full((600, 1000, 3), 128, np.uint8)
+    scene[100:550, 300:420] = (0, 200, 255)  # 450 px tall: more than two tiles
+    scene[350:450, 500:540] = (255, 200, 0)  # 100 px tall, small
+    detector = ShrinkingBlobDetector()
+    assert detector.tiling.max_box_share == 0.7
+    # Whole frame: the tall blob is found, the small one is too small once shrunk.
+    assert [d.as_list() for d in detector.detect(scene, tiles=False)] == [[300, 99, 120, 453]]
+    # Tiled: the tall blob's pieces fill whole tiles and are dropped; the small one is found in one.
+    found = sorted(d.as_list() for d in detector.detect(scene))
+    assert found == [[300, 99, 120, 453], [500, 350, 40, 100]]
+    tiles_only = ShrinkingBlobDetector(Tiling(max_box_share=1.0))
+    assert len(tiles_only.detect(scene)) == 2  # parts merged into the whole-frame box anyway
