@@ -788,6 +788,8 @@ def _snapshot_rows(fd: int, sections: _Sections, ids: NDArray[np.int64]) -> NDAr
             if low < count and held_at(low) == wanted:
                 found.append(low)
         places = np.array(found, np.int64)
+    if len(places) > 64:
+        return np.frombuffer(os.pread(fd, 8 * count, sections.sorted_rows), np.int64)[places]
     return np.array([int.from_bytes(os.pread(fd, 8, sections.sorted_rows + 8 * place), "little", signed=True)
                      for place in places.tolist()], np.int64)
 
