@@ -216,7 +216,7 @@ class _Log:
         os.pwrite(self.fd, record + self._digest(self.end, record), self.end)
         kind, count, _ = _RECORD.unpack_from(record)
         if kind == _ADD:
-            self._added.append((self.end, np.frombuffer(record, np.int64, count, _RECORD.size)))
+            self._added.append((self.end, np.frombuffer(record, np.int64, count, _RECORD.size).copy()))
         self.end += len(record) + _DIGEST
 
     def records(self) -> tuple[list[Record], str]:
@@ -249,7 +249,7 @@ class _Log:
             if kind == _ADD:
                 vectors = np.frombuffer(data, np.float32, count * self.dim,
                                         _RECORD.size + 8 * count).reshape(count, self.dim)
-                self._added.append((self.end, ids))
+                self._added.append((self.end, ids.copy()))  # not a view: the record's vectors go
             found.append((kind, generation, ids, vectors))
             self.end += length + _DIGEST
         return found, "end"
