@@ -368,11 +368,14 @@ class VectorIndex:
             self._max_id = int(self.ids().max(initial=-1))
             self._log = _Log(fd, header, self.dim)
             self.generation = header.generation if header.generation >= 0 else None
-            if self._replay() == "damaged":
+            status = self._replay()
+            if status == "damaged":
                 log.warning("ignoring index %s: its log %s is damaged or altered at byte %d",
                             self.path, self.log_path.name, self._log.end)
                 self._reset()
                 return False
+            if status == "torn":  # while catching up it may be a record being written: not logged there
+                log.info("index log %s ends in a torn record at byte %d: dropped", self.log_path.name, self._log.end)
             return True
 
     def catch_up(self) -> bool:
@@ -462,8 +465,6 @@ class VectorIndex:
                 self._delete(ids)
             else:
                 self.generation = generation
-        if status == "torn":
-            log.info("index log %s ends in a torn record at byte %d: dropped", self.log_path.name, self._log.end)
         return status
 
     def _reset(self) -> None:
