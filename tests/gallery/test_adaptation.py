@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,30 +17,16 @@ from embedder.training.config import AdaptConfig
 from embedder.training.export import export
 from embedder.training.model import build_reid_net
 from gallery.adaptation import footage_training_crops
-from gallery.db import make_engine, make_session_factory
 from gallery.footage_indexing import index_footage
 from gallery.service import Gallery
 from tests.conftest import ThumbnailEmbedder
-from tests.footage.conftest import FRAMES, SETTINGS, WALKERS
-from tests.footage.synthetic import ColourDetector, write_video
+from tests.footage.conftest import SETTINGS, WALKERS
+from tests.footage.synthetic import ColourDetector
 
 DETECTOR = "tests.footage.synthetic:ColourDetector"
 START = datetime(2026, 11, 27, 22, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def sessions(data_dir: Path, database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    yield make_session_factory(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def recordings(tmp_path: Path) -> Path:
-    folder = tmp_path / "recordings" / "gate-3"
-    folder.mkdir(parents=True)
-    write_video(folder / "walkers.avi", WALKERS, FRAMES)
-    return folder.parent
 
 
 def index_with(sessions: sessionmaker[Session], data_dir: Path, embedder_spec: str, recordings: Path) -> Gallery:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from gallery.db import make_engine, make_session_factory
 from gallery.footage_indexing import index_footage
 from gallery.models import (
     Person,
@@ -27,8 +25,8 @@ from gallery.service import Gallery
 from gallery.sightings import PurgeReceipt
 from gallery.uploads import Upload
 from tests.conftest import ThumbnailEmbedder, jpeg_bytes
-from tests.footage.conftest import FRAMES, SETTINGS, WALKERS
-from tests.footage.synthetic import ColourDetector, pattern, write_video
+from tests.footage.conftest import SETTINGS, WALKERS
+from tests.footage.synthetic import ColourDetector, pattern
 
 pytestmark = pytest.mark.both_databases
 
@@ -37,24 +35,11 @@ EMBEDDER = "tests.conftest:ThumbnailEmbedder"
 START = datetime(2026, 11, 27, 22, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def sessions(data_dir: Path, database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    yield make_session_factory(engine)
-    engine.dispose()
-
 
 @pytest.fixture
 def gallery(data_dir: Path) -> Gallery:
     return Gallery(data_dir, ThumbnailEmbedder(), ColourDetector(), link_threshold=0.9)
 
-
-@pytest.fixture
-def recordings(tmp_path: Path) -> Path:
-    folder = tmp_path / "recordings" / "gate-3"
-    folder.mkdir(parents=True)
-    write_video(folder / "walkers.avi", WALKERS, FRAMES)
-    return folder.parent
 
 
 def run(sessions: sessionmaker[Session], gallery: Gallery, recordings: Path):

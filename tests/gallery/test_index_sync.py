@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from detector.registry import build_detector
-from gallery.db import make_engine, make_session_factory
 from gallery.index_sync import raise_generation, read_generation
 from gallery.models import Embedding
 from gallery.service import Gallery
 from gallery.uploads import Upload
 from gallery.vector_index import VectorIndex
 from tests.conftest import ThumbnailEmbedder, jpeg_bytes, person_image
-
-
-@pytest.fixture
-def sessions(data_dir: Path, database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def process(data_dir: Path) -> Gallery:
