@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     detector_model: Path | None = None  # pedestrian-adas IR; None: detector.pedestrian_adas.DEFAULT_ADAS_PATH
     detector_min_score: float | None = Field(None, ge=0.0, le=1.0)  # None: the detector's own min_score
     detector_tiling: Literal["auto", "off"] = "auto"  # auto: tiles when a frame is larger than the input
-    detector_tile_size: int | None = Field(None, ge=16)  # tile width in pixels; None: the detector's input width
+    detector_tile_size: int | None = Field(None, ge=16)  # tile width in pixels; None: the detector's own
     footage_tile_every: int = Field(TILE_EVERY, ge=1)  # footage: tile every N-th analysed frame, track between
     ray_address: str | None = Field(None, min_length=1)  # footage on a Ray cluster: "auto", HOST:6379; None: local
     match_threshold: float | None = Field(None, ge=-1.0, le=1.0)  # None: the model's own
