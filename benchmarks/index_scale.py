@@ -215,6 +215,15 @@ def measure_service_index(data: list[NDArray[np.float32]], queries: NDArray[np.f
         "memory_mb": round(memory), "snapshot_mb": round(index.path.stat().st_size / 2**20),
         "recall@10": round(recall(found - 1, truth), 4),
         **latency(lambda q: index.search(q, K), queries[:LATENCY_QUERIES])}
+    if figures["nprobe"] is not None:  # the breadth around the default, for choosing it
+        figures["nprobe_sweep"] = []
+        for factor in (0.5, 0.75, 1.0, 1.5):
+            index.nprobe = max(1, round(figures["nprobe"] * factor))
+            found = index.search(queries, K)[1]
+            figures["nprobe_sweep"].append({"nprobe": index.nprobe, "recall@10": round(recall(found - 1, truth), 4),
+                                            **latency(lambda q: index.search(q, K), queries[:LATENCY_QUERIES])})
+            print(f"    {figures['nprobe_sweep'][-1]}", flush=True)
+        index.nprobe = None
     started = time.perf_counter()
     reader = VectorIndex(directory, "gallery", "bench", DIM)
     assert reader.load() and len(reader) == count
