@@ -5,7 +5,7 @@ Usage: python -m benchmarks.index_scale [--sizes 100000 1000000] [--ten-million]
        [--search-threads 1] [--dir DIR] [--out bench-results/index_scale.json]
 
 The 10M run takes about 12 GB at its peak (the vectors, then the index and a second copy
-loaded from its files) and, on 2 busy cores, an hour or more: run it once, by hand, not in CI.
+loaded from its files) and here, on 2 busy cores, about 20 minutes: run it by hand, not in CI.
 
 The vectors are synthetic and shaped like a re-ID gallery: identities x views, 128-d, unit
 length. Each identity has a centre (a shared mean direction, a 32-dimensional random part and
