@@ -17,8 +17,9 @@ class TrainConfig:
     the sets, each counting once), while ``report_sets`` are only reported beside them.
     ``keep`` says which model ``out_dir`` holds: ``"best"``, the epoch with the best mean
     validation rank-1 + mAP, or ``"last"``, the latest epoch (run again on a finished checkpoint, it
-    exports that one). ``init_from`` (a checkpoint directory of the same recipe and persons)
-    starts the network from trained weights instead of ImageNet's, without the head warm-up.
+    exports that one). ``init_from`` starts the network from trained weights instead of
+    ImageNet's: a checkpoint directory of the same recipe and persons (all layers, no head
+    warm-up), or an exported model directory (its backbone and BN neck).
     ``teachers`` (model directories or OpenVINO/ONNX networks) add a distillation loss,
     ``distill_weight`` times the cosine distance between the network's ``distill`` head and the
     teachers' ``distill_dims``-d targets (0: their joined vectors; see ``distillation``), whose

@@ -86,6 +86,11 @@ class ReidNet(keras.Model):
         if self.centers is not None and source.centers is not None:
             self.centers.assign(source.centers)
 
+    def copy_exported_layers(self, exported: keras.Model) -> None:
+        """Take the backbone and BN neck of ``exported``, an ``inference_model`` of another run."""
+        self.backbone.set_weights(exported.get_layer(self.backbone.name).get_weights())
+        self.neck.set_weights(exported.get_layer(self.neck.name).get_weights())
+
     def inference_model(self) -> keras.Model:
         """Return a functional model sharing these layers: (N, H, W, 3) RGB 0..255 -> (N, D) embedding.
 

@@ -41,7 +41,7 @@ from embedder.evaluation.evaluate import (
 )
 from embedder.metadata import ModelMetadata
 from embedder.registry import build_embedder
-from embedder.reid_model import KerasEmbedder
+from embedder.reid_model import MODEL_FILE, KerasEmbedder
 from embedder.training.checkpoint import (
     CHECKPOINT_FILE,
     HISTORY_FILE,
@@ -248,8 +248,16 @@ class Trainer:
         return epoch_dataset(self.data, self.sampler, epoch, start_step, max_zoom=self.config.max_zoom,
                              colour=self.config.colour_jitter)
 
+    @property
+    def _init_from_checkpoint(self) -> bool:
+        """Tell whether ``init_from`` is a training checkpoint (not an exported model directory)."""
+        return self.config.init_from is not None and (Path(self.config.init_from) / CHECKPOINT_FILE).is_file()
+
     def start_network(self) -> None:
         """Take ``init_from``'s trained layers; fit the distill head to the teachers' targets.
+
+        From a checkpoint every layer is taken; from an exported model directory its backbone
+        and BN neck (the classifier, for other persons, is then trained in the head warm-up).
 
         The head starts as the least-squares linear map from the network's unit embeddings of
         the (unaugmented) training images to the targets.
@@ -258,7 +266,11 @@ class Trainer:
             ValueError: ``init_from`` holds another network (recipe, persons or input size).
         """
         config = self.config
-        if config.init_from is not None:
+        if config.init_from is not None and not self._init_from_checkpoint:
+            self.net.copy_exported_layers(keras.saving.load_model(
+                ModelMetadata.load(Path(config.init_from)).verified(Path(config.init_from), MODEL_FILE),
+                compile=False))
+        elif config.init_from is not None:
             path = Path(config.init_from) / CHECKPOINT_FILE
             trained = read_state(path).config
             trained_teachers = [build_embedder(str(teacher)) for teacher in trained.get("teachers", [])]
@@ -282,7 +294,7 @@ class Trainer:
         The batches are the first epoch's (fine-tuning then starts that epoch afresh).
         """
         config = self.config
-        if config.head_steps <= 0 or config.init_from is not None:
+        if config.head_steps <= 0 or self._init_from_checkpoint:
             return
         self.net.backbone.trainable = False
         head = self.net.head_variables()

@@ -119,8 +119,9 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
 @click.option("--warmup-epochs", cls=TrainConfigOption, type=click.FloatRange(0.0),
               help="Epochs over which the learning rate rises from a tenth of its peak.")
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Start from this checkpoint directory's trained network (same persons and "
-                   "recipe) instead of ImageNet's, skipping the head warm-up: for fine-tuning.")
+              help="Start from trained weights instead of ImageNet's, for fine-tuning: a checkpoint "
+                   "directory (same persons and recipe; all layers, no head warm-up) or a model "
+                   "directory such as the shipped one (its backbone and BN neck).")
 @click.option("--teacher", "teachers", multiple=True,
               type=click.Path(exists=True, path_type=Path),
               help="Distil this model (a model directory, or an OpenVINO IR / ONNX network; repeat "

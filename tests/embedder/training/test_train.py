@@ -193,3 +193,10 @@ def test_a_distilled_run_exports_its_head_and_can_seed_another_distilled_run(
     second.start_network()
     for a, b in zip(student.net.backbone.weights, second.net.backbone.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    from_model = Trainer(tiny_config(tmp_path / "from-model", data_dirs=(train_dir,), init_from=config.out_dir,
+                                     max_steps=0), None)
+    from_model.start_network()  # an exported model directory: its backbone and BN neck
+    for a, b in zip([*student.net.backbone.weights, *student.net.neck.weights],
+                    [*from_model.net.backbone.weights, *from_model.net.neck.weights], strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
