@@ -1,7 +1,9 @@
-"""The operator's footage as training data for ``reid adapt``: stored track crops labelled by mined identity."""
+"""The operator's footage as training data for ``reid adapt``: stored track crops labelled by mined identity,
+and the operators' reviews of sightings as labels."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,33 @@ from sqlalchemy.orm import Session, selectinload
 
 from embedder.datasets import LabelledImage
 from footage.pseudo_identities import TrackSummary, mine_identities
-from gallery.models import Sighting, Video
+from gallery.models import Sighting, SightingCrop, SightingReview, Video
+
+
+@dataclass(frozen=True)
+class ReviewLabels:
+    """The crops of reviewed sightings: ``confirmed`` labelled ``person-<id>``; ``rejected`` pairs
+    (``person-<id>``, a crop that is not them), negatives for that person."""
+
+    confirmed: list[LabelledImage]
+    rejected: list[LabelledImage]
+
+
+def review_labels(session: Session, crops_root: Path, model_id: str) -> ReviewLabels:
+    """Return the kept crops of the sightings operators confirmed or rejected for a person.
+
+    Only footage indexed with ``model_id`` is used, as in ``footage_training_crops``.
+    """
+    rows = session.execute(
+        sa.select(SightingReview.person_id, SightingReview.confirmed, SightingCrop.stored_path)
+        .join(SightingCrop, SightingCrop.sighting_id == SightingReview.sighting_id)
+        .join(Sighting, Sighting.id == SightingReview.sighting_id).join(Video)
+        .where(Video.model_id == model_id)
+        .order_by(SightingReview.person_id, SightingCrop.sighting_id, SightingCrop.rank)).all()
+    labelled = [(confirmed, LabelledImage(path=Path(crops_root) / path, person=f"person-{person_id}", camera=None))
+                for person_id, confirmed, path in rows]
+    return ReviewLabels(confirmed=[image for confirmed, image in labelled if confirmed],
+                        rejected=[image for confirmed, image in labelled if not confirmed])
 
 
 def footage_training_crops(session: Session, crops_root: Path, model_id: str,

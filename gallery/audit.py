@@ -26,6 +26,7 @@ ACTIONS = (
     "search", "enroll", "add_images", "delete_person", "delete_image",
     "key_create", "key_revoke", "user_create", "user_disable", "user_password",
     "login", "login_failed", "logout", "index_footage", "purge_footage",
+    "save_search", "purge_searches", "review_sighting",
 )
 EXPORT_FORMATS = ("csv", "json")
 SYSTEM = "system"

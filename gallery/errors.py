@@ -29,3 +29,14 @@ class Busy(GalleryError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class AlreadyEnrolled(Exception):
+    """An enrollment repeating an earlier one (the same idempotency key): ``person_id`` is who it enrolled.
+
+    Not a refusal: the caller answers with the first enrollment's result.
+    """
+
+    def __init__(self, person_id: int) -> None:
+        super().__init__(f"already enrolled as person {person_id}")
+        self.person_id = person_id

@@ -80,6 +80,8 @@ class Person(Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     notes: Mapped[str] = mapped_column(sa.Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The idempotency key the enrolling request carried: a repeated request finds this person.
+    enroll_key: Mapped[str | None] = mapped_column(sa.String(64), default=None, index=True, unique=True)
 
     images: Mapped[list[Image]] = relationship(
         back_populates="person", cascade="all, delete-orphan", passive_deletes=True,
@@ -246,6 +248,44 @@ class SightingMatch(Base):
     matched_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     sighting: Mapped[Sighting] = relationship()
+
+
+class SightingReview(Base):
+    """An operator's verdict on a sighting for one person: confirmed (it is them) or rejected (it is not)."""
+
+    __tablename__ = "sighting_reviews"
+
+    person_id: Mapped[int] = mapped_column(sa.ForeignKey("persons.id", ondelete="CASCADE"), primary_key=True)
+    sighting_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sightings.id", ondelete="CASCADE"), primary_key=True, index=True)
+    confirmed: Mapped[bool]
+    reviewed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SavedSearch(Base):
+    """A search by still, kept so its results can be reopened and ranked again without the upload.
+
+    ``boxes`` is a JSON list of ``[x, y, w, h, detector score]``, one per person found (``[null]``:
+    nobody was detected, ``detected`` is 0, and the whole still is the one query); ``vectors`` holds one vector of
+    ``model_id`` per query. ``sha256`` is the upload's, so erasing a person whose image it is
+    erases the search too. Kept until the retention period has passed (``purge``).
+    """
+
+    __tablename__ = "saved_searches"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    stored_path: Mapped[str] = mapped_column(sa.String(300))
+    width: Mapped[int]
+    height: Mapped[int]
+    detector_id: Mapped[str] = mapped_column(sa.String(100))
+    model_id: Mapped[str] = mapped_column(sa.String(100))
+    dim: Mapped[int]
+    detected: Mapped[int]
+    boxes: Mapped[str] = mapped_column(sa.Text)
+    vectors: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 
 ROLES = ("viewer", "operator", "admin")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
@@ -15,14 +17,15 @@ from detector.base import Detection, Detector
 from embedder.base import Embedder
 from gallery import audit
 from gallery.db import release_erased
-from gallery.errors import Conflict, InvalidInput, NotFound
+from gallery.errors import AlreadyEnrolled, Conflict, InvalidInput, NotFound
 from gallery.image_store import ImageStore
 from gallery.index_sync import SharedIndex, raise_generation, sync_index
 from gallery.lookup import get_or_not_found
 from gallery.models import Embedding, Image, Person, SightingMatch, pack_vector
 from gallery.person_crops import PersonCrop, take_person_crops
 from gallery.ranking import PersonMatch, best_per_person, decide
-from gallery.sightings import SightingHit, Sightings
+from gallery.saved_searches import SEARCH_RETENTION, SavedSearches, StillQueries
+from gallery.sightings import SightingHit, Sightings, apply_reviews
 from gallery.uploads import (
     MAX_PIXELS,
     MAX_REQUEST_PIXELS,
@@ -32,6 +35,7 @@ from gallery.uploads import (
     DecodeBudget,
     Upload,
     check_images,
+    clean_idempotency_key,
     clean_name,
     clean_notes,
     safe_filename,
@@ -80,11 +84,20 @@ class SearchResponse:
     detector_id: str
     detected: int
     results: list[QueryResult]
+    search_id: int | None = None  # the stored search ranked, if it was one
 
     def to_dict(self) -> dict:
-        return {"threshold": self.threshold, "top_k": self.top_k, "model_id": self.model_id,
-                "detector_id": self.detector_id, "detected": self.detected,
+        return {"search_id": self.search_id, "threshold": self.threshold, "top_k": self.top_k,
+                "model_id": self.model_id, "detector_id": self.detector_id, "detected": self.detected,
                 "results": [r.to_dict() for r in self.results]}
+
+
+class PersonSummary(NamedTuple):
+    """A person as listed: their image count and first image (None: they have none left)."""
+
+    person: Person
+    images: int
+    first_image_id: int | None
 
 
 @dataclass
@@ -96,10 +109,11 @@ class DeletionReceipt:
     vectors: int = 0
     files: int = 0
     links: int = 0  # links to footage sightings (a person's; an image has none of its own)
+    searches: int = 0  # stored searches made with one of the images
 
     def to_dict(self) -> dict:
         receipt = {"persons": self.persons, "images": self.images,
-                   "vectors": self.vectors, "files": self.files}
+                   "vectors": self.vectors, "files": self.files, "searches": self.searches}
         return {**receipt, "links": self.links} if self.persons else receipt
 
 
@@ -110,14 +124,16 @@ class Gallery:
     the score at which enrolled persons are linked to footage sightings; ``max_pixels`` is the
     most pixels an uploaded image's header may claim (None: no limit), ``max_request_pixels``
     the most all images of one request may claim together, and ``max_concurrent_decodes``
-    how many such requests' pixels this process holds decoded at once (``decodes``).
+    how many such requests' pixels this process holds decoded at once (``decodes``). Stored
+    searches are kept for ``search_retention``.
     """
 
     def __init__(self, data_dir: Path, embedder: Embedder, detector: Detector, *,
                  link_threshold: float, min_width: int = MIN_WIDTH, min_height: int = MIN_HEIGHT,
                  detector_min_score: float | None = None, sightings_per_query: int = 20,
                  max_pixels: int | None = MAX_PIXELS, max_request_pixels: int | None = MAX_REQUEST_PIXELS,
-                 max_concurrent_decodes: int = 2, ann_threshold: int = ANN_THRESHOLD) -> None:
+                 max_concurrent_decodes: int = 2, ann_threshold: int = ANN_THRESHOLD,
+                 search_retention: timedelta = SEARCH_RETENTION) -> None:
         self.data_dir = Path(data_dir)
         self.store = ImageStore(self.data_dir / "images")
         self.embedder = embedder
@@ -130,6 +146,7 @@ class Gallery:
         self.link_threshold = link_threshold
         self.sightings_per_query = sightings_per_query
         self.sightings = Sightings(self.data_dir, embedder.model_id, embedder.dim, ann_threshold=ann_threshold)
+        self.searches = SavedSearches(self.data_dir, search_retention)
         self._vectors = SharedIndex(
             self.data_dir / "index", "gallery", embedder.model_id, embedder.dim,
             sa.select(Embedding.image_id, Embedding.vector).where(Embedding.model_id == embedder.model_id),
@@ -181,15 +198,16 @@ class Gallery:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def list_persons(self, session: Session) -> list[tuple[Person, int]]:
-        """Return every person with their image count, newest first."""
-        counts = (sa.select(Image.person_id, sa.func.count(Image.id).label("n"))
+    def list_persons(self, session: Session, name_contains: str | None = None) -> list[PersonSummary]:
+        """Return every person (whose name contains ``name_contains``, ignoring case), newest first."""
+        counts = (sa.select(Image.person_id, sa.func.count(Image.id).label("n"),
+                            sa.func.min(Image.id).label("first"))
                   .group_by(Image.person_id).subquery())
-        rows = session.execute(
-            sa.select(Person, sa.func.coalesce(counts.c.n, 0))
-            .outerjoin(counts, counts.c.person_id == Person.id)
-            .order_by(Person.id.desc())).all()
-        return [(person, int(n)) for person, n in rows]
+        query = (sa.select(Person, sa.func.coalesce(counts.c.n, 0), counts.c.first)
+                 .outerjoin(counts, counts.c.person_id == Person.id).order_by(Person.id.desc()))
+        if name_contains:
+            query = query.where(Person.name.icontains(name_contains, autoescape=True))
+        return [PersonSummary(person, int(n), first) for person, n, first in session.execute(query).all()]
 
     def get_person(self, session: Session, person_id: int) -> Person:
         """Return a person with their images loaded.
@@ -211,25 +229,33 @@ class Gallery:
 
     def enroll(self, session: Session, name: str | None, uploads: list[Upload], *,
                notes: str | None = None, source: str = "upload", actor: str = audit.SYSTEM,
-               force: bool = False, keep_original: bool = False) -> Person:
+               force: bool = False, keep_original: bool = False, idempotency_key: str | None = None) -> Person:
         """Create a person with their images; nothing is stored if any input is refused.
 
         Each upload must hold exactly one person, whose box is enrolled
         (``gallery.person_crops``); ``force`` enrolls the uploads whole instead, and
-        ``keep_original`` keeps each upload beside its crop, for audit.
+        ``keep_original`` keeps each upload beside its crop, for audit. An ``idempotency_key``
+        that an earlier enrollment carried enrolls nobody: ``AlreadyEnrolled`` names that person.
 
         Raises:
+            AlreadyEnrolled: the key's enrollment was done before (or meanwhile, by another request).
             NotOnePerson: an upload with no person or several (and not ``force``).
             InvalidInput: bad name, notes, or any unusable image.
             TooLarge: the images claim more pixels together than one request may decode.
             Busy: other requests' images took the process's decoding budget for too long.
         """
-        person = Person(name=clean_name(name), notes=clean_notes(notes))
+        key = None if idempotency_key is None else clean_idempotency_key(idempotency_key)
+        _raise_if_enrolled(session, key)
+        person = Person(name=clean_name(name), notes=clean_notes(notes), enroll_key=key)
         with self.decodes.hold(uploads):
             crops = self._person_crops(self._check(uploads), force)
             session.add(person)
-            self._attach(session, person, crops, source, actor=actor, action="enroll",
-                         force=force, keep_original=keep_original)
+            try:
+                self._attach(session, person, crops, source, actor=actor, action="enroll",
+                             force=force, keep_original=keep_original)
+            except AlreadyEnrolled:
+                session.rollback()
+                raise
         return person
 
     def add_images(self, session: Session, person_id: int, uploads: list[Upload], *,
@@ -263,12 +289,14 @@ class Gallery:
             receipt.links = int(session.scalar(sa.select(sa.func.count()).select_from(SightingMatch)
                                                .where(SightingMatch.person_id == person_id)) or 0)
             session.delete(person)
-            audit.forget_digests(session, _digests(images))  # searches made with their images
+            stills = self._forget_searches(session, images, receipt)
             audit.record(session, actor, "delete_person", target=f"person:{person_id}",
-                         image_ids=receipt.images, vectors=receipt.vectors, links=receipt.links)
+                         image_ids=receipt.images, vectors=receipt.vectors, links=receipt.links,
+                         searches=receipt.searches)
             self._vectors.commit(session)
             receipt.persons = 1
             self._forget(session, images, receipt)
+            receipt.files += self.searches.remove_files(session, stills)
         release_erased(session)
         return receipt
 
@@ -282,11 +310,25 @@ class Gallery:
             image = self.get_image(session, image_id)
             receipt = self._count_vectors(session, [image])
             session.delete(image)
-            audit.forget_digests(session, _digests([image]))
+            stills = self._forget_searches(session, [image], receipt)
             audit.record(session, actor, "delete_image", target=f"image:{image_id}",
-                         person_id=image.person_id, vectors=receipt.vectors)
+                         person_id=image.person_id, vectors=receipt.vectors, searches=receipt.searches)
             self._vectors.commit(session)
-            return self._forget(session, [image], receipt)
+            self._forget(session, [image], receipt)
+            receipt.files += self.searches.remove_files(session, stills)
+            return receipt
+
+    def _forget_searches(self, session: Session, images: list[Image], receipt: DeletionReceipt) -> list[str]:
+        """Delete the searches made with one of ``images`` (their digests, stored searches), uncommitted.
+
+        Returns:
+            The stored searches' stills, to remove once the deletion is committed.
+        """
+        digests = _digests(images)
+        audit.forget_digests(session, digests)
+        stills = self.searches.forget(session, digests)
+        receipt.searches = len(stills)
+        return stills
 
     def _check(self, uploads: list[Upload]) -> list[CheckedImage]:
         return check_images(uploads, min_width=self.min_width, min_height=self.min_height,
@@ -314,7 +356,10 @@ class Gallery:
         """
         vectors = self.embedder.embed([crop.image for crop in crops])
         with self._vectors.writing(session) as index, self.sightings.linking(session):
-            if person.id is not None:  # an existing person: deleted or given these images meanwhile?
+            if person.id is None:  # a new person: did a request with the same key enroll them meanwhile?
+                with session.no_autoflush:
+                    _raise_if_enrolled(session, person.enroll_key)
+            else:  # an existing person: deleted or given these images meanwhile?
                 known = set(session.scalars(sa.select(Image.sha256).where(Image.person_id == person.id)))
                 if not session.scalar(sa.select(Person.id).where(Person.id == person.id)):
                     raise NotFound(f"no person has id {person.id}")
@@ -397,6 +442,14 @@ class Gallery:
 
     # -- searching ---------------------------------------------------------------------------
 
+    def find_persons(self, image: BGRImage) -> StillQueries:
+        """Detect the persons in a still and embed each; with nobody detected the whole still is one query."""
+        boxes: list[Detection | None] = list(self.detector.detect(image, self.detector_min_score))
+        detected = len(boxes)
+        if not boxes:
+            boxes = [None]
+        return StillQueries(boxes, self.embedder.embed(_crops(image, boxes)), detected)
+
     def search(self, session: Session, image: BGRImage, *, top_k: int, threshold: float,
                actor: str = audit.SYSTEM, query_sha256: str | None = None) -> SearchResponse:
         """Find the persons in a still; rank the enrolled persons and find footage sightings of each.
@@ -410,32 +463,63 @@ class Gallery:
         Raises:
             InvalidInput: ``top_k`` outside 1..100 or ``threshold`` outside -1..1.
         """
-        if not 1 <= top_k <= MAX_TOP_K:
-            raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
-        if not -1.0 <= threshold <= 1.0:
-            raise InvalidInput(f"threshold must be a cosine similarity between -1 and 1, got {threshold}")
-        detections: list[Detection | None] = list(self.detector.detect(image, self.detector_min_score))
-        detected = len(detections)
-        crops = [image[d.y:d.y + d.h, d.x:d.x + d.w] for d in detections if d is not None]
-        if not crops:
-            detections, crops = [None], [image]
-        vectors = self.embedder.embed(crops)
-        hits = self._person_hits(session, vectors, top_k)
-        footage = self.sightings.search(session, vectors, threshold, self.sightings_per_query)
-        results = []
-        for detection, person_hits, sightings in zip(detections, hits, footage):
-            matches, margin = decide(person_hits, threshold, top_k)
-            results.append(QueryResult(
-                bbox=None if detection is None else detection.as_list(),
-                detection_score=None if detection is None else round(detection.score, 4),
-                matches=matches, margin=margin, sightings=sightings))
-        audit.record_search(session, actor, query_sha256, threshold=threshold,
-                     top_k=top_k, queries=len(results), detected=detected,
-                     person_ids=sorted({m.person_id for r in results for m in r.matches}),
-                     sighting_ids=sorted({h.sighting_id for r in results for h in r.sightings}))
+        check_search_settings(top_k, threshold)
+        response = self._rank(session, self.find_persons(image), top_k=top_k, threshold=threshold,
+                              detector_id=self.detector.model_id)
+        _audit_search(session, actor, query_sha256, response)
         session.commit()
+        return response
+
+    def save_search(self, session: Session, still: CheckedImage, *, actor: str = audit.SYSTEM) -> int:
+        """Find the persons in a still and store the search (``searches``), to be ranked by ``rerun_search``.
+
+        Returns:
+            The stored search's id.
+        """
+        return self.searches.save(session, still, self.find_persons(still.image), model_id=self.embedder.model_id,
+                                  detector_id=self.detector.model_id, actor=actor).id
+
+    def rerun_search(self, session: Session, search_id: int, *, top_k: int, threshold: float,
+                     actor: str = audit.SYSTEM) -> SearchResponse:
+        """Rank the gallery and the footage for a stored search's queries, audited as a search.
+
+        A search stored with another embedder model has its persons embedded again from its still.
+
+        Raises:
+            NotFound: no such search, or it expired. InvalidInput: as for ``search``.
+        """
+        check_search_settings(top_k, threshold)
+        row = self.searches.get(session, search_id)
+        queries = self.searches.queries(row)
+        if row.model_id != self.embedder.model_id:
+            still = decode_image(self.searches.store.read(row.stored_path))
+            queries = replace(queries, vectors=self.embedder.embed(_crops(still, queries.boxes)))
+        response = replace(self._rank(session, queries, top_k=top_k, threshold=threshold,
+                                      detector_id=row.detector_id), search_id=row.id)
+        _audit_search(session, actor, row.sha256, response)
+        session.commit()
+        return response
+
+    def _rank(self, session: Session, queries: StillQueries, *, top_k: int, threshold: float,
+              detector_id: str) -> SearchResponse:
+        """Rank the enrolled persons and the footage sightings for each query.
+
+        A query's sightings are those of its best person, if a match, as that person's reviews
+        leave them: rejected ones left out, confirmed ones first.
+        """
+        hits = self._person_hits(session, queries.vectors, top_k)
+        footage = self.sightings.search(session, queries.vectors, threshold, self.sightings_per_query)
+        results = []
+        for box, person_hits, sightings in zip(queries.boxes, hits, footage):
+            matches, margin = decide(person_hits, threshold, top_k)
+            if matches and matches[0].match:
+                sightings = apply_reviews(sightings, self.sightings.reviews(session, matches[0].person_id))
+            results.append(QueryResult(
+                bbox=None if box is None else box.as_list(),
+                detection_score=None if box is None else round(box.score, 4),
+                matches=matches, margin=margin, sightings=sightings))
         return SearchResponse(threshold=threshold, top_k=top_k, model_id=self.embedder.model_id,
-                              detector_id=self.detector.model_id, detected=detected, results=results)
+                              detector_id=detector_id, detected=queries.detected, results=results)
 
     def _person_hits(self, session: Session, vectors: np.ndarray, top_k: int
                      ) -> list[list[tuple[int, str, float, int]]]:
@@ -452,6 +536,37 @@ class Gallery:
             if k >= len(index) or all(len(h) >= top_k for h in hits):
                 return hits
             k *= 4
+
+
+def _raise_if_enrolled(session: Session, key: str | None) -> None:
+    """Raise AlreadyEnrolled if a person was enrolled with idempotency key ``key``."""
+    if key is not None:
+        person_id = session.scalar(sa.select(Person.id).where(Person.enroll_key == key))
+        if person_id is not None:
+            raise AlreadyEnrolled(person_id)
+
+
+def check_search_settings(top_k: int, threshold: float) -> None:
+    """Raise InvalidInput unless ``top_k`` is within 1..100 and ``threshold`` within -1..1."""
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
+    if not -1.0 <= threshold <= 1.0:
+        raise InvalidInput(f"threshold must be a cosine similarity between -1 and 1, got {threshold}")
+
+
+def _audit_search(session: Session, actor: str, query_sha256: str | None, response: SearchResponse) -> None:
+    """Record a search: its settings and the person and sighting ids it returned (not committed)."""
+    results = response.results
+    audit.record_search(session, actor, query_sha256, threshold=response.threshold,
+                        top_k=response.top_k, queries=len(results), detected=response.detected,
+                        person_ids=sorted({m.person_id for r in results for m in r.matches}),
+                        sighting_ids=sorted({h.sighting_id for r in results for h in r.sightings}),
+                        **({} if response.search_id is None else {"search_id": response.search_id}))
+
+
+def _crops(image: BGRImage, boxes: list[Detection | None]) -> list[BGRImage]:
+    """Cut each box out of ``image`` (None: the whole image)."""
+    return [image if b is None else image[b.y:b.y + b.h, b.x:b.x + b.w] for b in boxes]
 
 
 def _box_columns(box: tuple[int, int, int, int] | None) -> dict[str, int | None]:

@@ -6,33 +6,36 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
 from numpy.typing import NDArray
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from base.images import BGRImage
 from detector.base import Detection
 from footage.analysis import VideoAnalysis
 from footage.sampling import VideoError, read_frame
 from gallery import audit
-from gallery.errors import NotFound
+from gallery.errors import InvalidInput, NotFound
 from gallery.image_store import ImageStore
 from gallery.index_sync import SharedIndex
 from gallery.lookup import get_or_not_found
 from gallery.models import (
     MAX_ID,
+    Person,
     Sighting,
     SightingCrop,
     SightingMatch,
+    SightingReview,
     SightingVector,
     Video,
     pack_vector,
     unpack_vectors,
+    utcnow,
 )
 from gallery.vector_index import ANN_THRESHOLD, VectorIndex
 
@@ -52,11 +55,33 @@ class SightingHit:
     bbox: list[int]
     score: float
     crop_id: int
+    confirmed: bool = False  # the matched person's operator confirmed it is them
 
     def to_dict(self) -> dict:
         return {"sighting_id": self.sighting_id, "camera": self.camera, "video": self.video,
                 "start": self.start.isoformat(), "end": self.end.isoformat(), "frame": self.frame,
-                "bbox": self.bbox, "score": round(self.score, 6), "crop_id": self.crop_id}
+                "bbox": self.bbox, "score": round(self.score, 6), "crop_id": self.crop_id,
+                "confirmed": self.confirmed}
+
+
+@dataclass(frozen=True)
+class LinkedSighting:
+    """A sighting shown for a person: linked above the threshold (``score``), or confirmed by an operator."""
+
+    sighting: Sighting
+    video: Video
+    score: float | None
+    confirmed: bool
+
+
+SIGHTING_ORDERS = ("time", "score")
+
+
+def apply_reviews(hits: list[SightingHit], verdicts: dict[int, bool]) -> list[SightingHit]:
+    """Leave out the sightings a person's operator rejected; mark and put first those confirmed (id -> confirmed)."""
+    kept = [replace(hit, confirmed=verdicts.get(hit.sighting_id, False)) for hit in hits
+            if verdicts.get(hit.sighting_id, True)]
+    return sorted(kept, key=lambda hit: not hit.confirmed)
 
 
 @dataclass
@@ -253,13 +278,61 @@ class Sightings:
                 existing.score = score
         return new
 
-    def for_person(self, session: Session, person_id: int, threshold: float
-                   ) -> list[tuple[SightingMatch, Sighting, Video]]:
-        """Return the person's linked sightings scoring at least ``threshold``, newest first."""
-        return list(session.execute(
-            sa.select(SightingMatch, Sighting, Video).join(Sighting, SightingMatch.sighting_id == Sighting.id)
-            .join(Video).where(SightingMatch.person_id == person_id, SightingMatch.score >= threshold)
-            .order_by(Sighting.start_time.desc())).tuples())
+    def for_person(self, session: Session, person_id: int, threshold: float, order: str = "time"
+                   ) -> list[LinkedSighting]:
+        """Return the person's sightings: linked scoring at least ``threshold``, or confirmed; never rejected.
+
+        Confirmed ones come first, then by ``order``: ``time`` newest first, ``score`` best first.
+
+        Raises:
+            InvalidInput: ``order`` is not one of ``SIGHTING_ORDERS``.
+        """
+        if order not in SIGHTING_ORDERS:
+            raise InvalidInput(f"order must be one of {', '.join(SIGHTING_ORDERS)}, got {order[:40]!r}")
+        match = sa.and_(SightingMatch.sighting_id == Sighting.id, SightingMatch.person_id == person_id)
+        review = sa.and_(SightingReview.sighting_id == Sighting.id, SightingReview.person_id == person_id)
+        confirmed = SightingReview.confirmed.is_(True)
+        then = Sighting.start_time.desc() if order == "time" else SightingMatch.score.desc().nulls_last()
+        rows = session.execute(
+            sa.select(Sighting, Video, SightingMatch.score, SightingReview.confirmed).join(Video)
+            .outerjoin(SightingMatch, match).outerjoin(SightingReview, review)
+            .where(sa.or_(SightingMatch.score >= threshold, confirmed))
+            .where(sa.or_(SightingReview.confirmed.is_(None), confirmed))
+            .order_by(sa.case((confirmed, 0), else_=1), then, Sighting.id)).all()
+        return [LinkedSighting(sighting, video, score, bool(verdict)) for sighting, video, score, verdict in rows]
+
+    def get(self, session: Session, sighting_id: int) -> Sighting:
+        """Return a sighting with its video and crops.
+
+        Raises:
+            NotFound: no sighting has that id.
+        """
+        return get_or_not_found(session, Sighting, sighting_id, "sighting",
+                                (selectinload(Sighting.video), selectinload(Sighting.crops)))
+
+    def reviews(self, session: Session, person_id: int) -> dict[int, bool]:
+        """Return the person's reviewed sightings: sighting id -> confirmed (False: rejected)."""
+        rows = session.execute(sa.select(SightingReview.sighting_id, SightingReview.confirmed)
+                               .where(SightingReview.person_id == person_id)).all()
+        return {sighting_id: confirmed for sighting_id, confirmed in rows}
+
+    def review(self, session: Session, person_id: int, sighting_id: int, confirmed: bool, *,
+               actor: str = audit.SYSTEM) -> None:
+        """Store an operator's verdict that a sighting is (``confirmed``) or is not the person, audited; commit.
+
+        Raises:
+            NotFound: no such person or sighting.
+        """
+        get_or_not_found(session, Person, person_id, "person")
+        self.get(session, sighting_id)
+        existing = session.get(SightingReview, (person_id, sighting_id))
+        if existing is None:
+            session.add(SightingReview(person_id=person_id, sighting_id=sighting_id, confirmed=confirmed))
+        else:
+            existing.confirmed, existing.reviewed_at = confirmed, utcnow()
+        audit.record(session, actor, "review_sighting", target=f"person:{person_id}",
+                     sighting_id=sighting_id, confirmed=confirmed)
+        session.commit()
 
     def purge(self, session: Session, recorded_before: datetime, *, actor: str = audit.SYSTEM) -> PurgeReceipt:
         """Delete videos recorded before ``recorded_before`` with their sightings, vectors and crops.

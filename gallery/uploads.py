@@ -15,6 +15,7 @@ from gallery.errors import Busy, InvalidInput, TooLarge
 
 MAX_NAME_LENGTH = 200
 MAX_NOTES_LENGTH = 5000
+MAX_KEY_LENGTH = 64  # an enrollment's idempotency key
 # The limits an uploaded image is held to unless the caller sets others (web.settings does).
 MIN_WIDTH = 24  # pixels; narrower images are too small to hold a person
 MIN_HEIGHT = 48
@@ -68,6 +69,18 @@ def clean_name(name: str | None) -> str:
         raise InvalidInput("the name must not contain control characters, bidirectional overrides "
                            "or invalid Unicode")
     return name
+
+
+def clean_idempotency_key(key: str) -> str:
+    """Return an idempotency key stripped of outer blanks.
+
+    Raises:
+        InvalidInput: blank, longer than 64 characters, or other than letters, digits and ``-_.:``.
+    """
+    key = key.strip()
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not all(ch.isascii() and (ch.isalnum() or ch in "-_.:") for ch in key):
+        raise InvalidInput(f"an idempotency key is 1 to {MAX_KEY_LENGTH} letters, digits or -_.: characters")
+    return key
 
 
 def clean_notes(notes: str | None) -> str:

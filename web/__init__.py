@@ -32,11 +32,12 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, settings: Settin
     app.config.from_mapping(settings.flask_config())
     app.config.from_mapping(flask_config)
 
-    from web import api, auth, errors, pages, params, state
+    from web import api, auth, errors, formatting, pages, params, state
 
     app.url_map.converters["int"] = params.DatabaseId
     state.init_app(app, settings)
     errors.init_app(app)
+    formatting.init_app(app)
     auth.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)

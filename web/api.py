@@ -1,4 +1,4 @@
-"""The JSON API: persons, images, search, health."""
+"""The JSON API: persons, images, stored searches, sighting reviews, health."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
+from gallery.errors import AlreadyEnrolled
 from gallery.models import Image, Person
+from gallery.service import SearchResponse
 from web import params
 from web.auth import actor, public, requires
-from web.searching import search_request
+from web.searching import rank_search, save_search, search_settings
 from web.state import db_session, reid
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -42,19 +44,25 @@ def person_dict(person: Person, image_count: int | None = None) -> dict:
 @bp.post("/persons")
 @requires("operator")
 def create_person() -> ResponseReturnValue:
+    """Enroll a person; a request repeating an ``Idempotency-Key`` gets the first one's person (200, not 201)."""
     gallery = reid().gallery
-    person = gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
-                            notes=request.form.get("notes"), actor=actor(), force=params.flag("force"),
-                            keep_original=params.flag("keep_original"))
+    status = 201
+    try:
+        person = gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
+                                notes=request.form.get("notes"), actor=actor(), force=params.flag("force"),
+                                keep_original=params.flag("keep_original"),
+                                idempotency_key=params.idempotency_key())
+    except AlreadyEnrolled as repeated:
+        person, status = gallery.get_person(db_session(), repeated.person_id), 200
     return jsonify(person=person_dict(person), image_ids=[i.id for i in person.images],
-                   same_name=gallery.same_name(db_session(), person.name, other_than=person.id)), 201
+                   same_name=gallery.same_name(db_session(), person.name, other_than=person.id)), status
 
 
 @bp.get("/persons")
 @requires("viewer")
 def list_persons() -> ResponseReturnValue:
-    rows = reid().gallery.list_persons(db_session())
-    return jsonify(persons=[person_dict(person, n) for person, n in rows])
+    rows = reid().gallery.list_persons(db_session(), request.args.get("q", "").strip() or None)
+    return jsonify(persons=[person_dict(person, n) for person, n, _ in rows])
 
 
 @bp.get("/persons/<int:person_id>")
@@ -63,13 +71,22 @@ def get_person(person_id: int) -> ResponseReturnValue:
     state = reid()
     person = person_dict(state.gallery.get_person(db_session(), person_id))
     person["sightings"] = [
-        {"sighting_id": sighting.id, "camera": video.camera, "video": video.path,
-         "start": sighting.start_time.isoformat(), "end": sighting.end_time.isoformat(),
-         "score": round(match.score, 6),
-         "frame_url": url_for("pages.sighting_frame", sighting_id=sighting.id)}
-        for match, sighting, video in state.gallery.sightings.for_person(
-            db_session(), person_id, state.default_threshold())]
+        {"sighting_id": item.sighting.id, "camera": item.video.camera, "video": item.video.path,
+         "start": item.sighting.start_time.isoformat(), "end": item.sighting.end_time.isoformat(),
+         "score": None if item.score is None else round(item.score, 6), "confirmed": item.confirmed,
+         "frame_url": url_for("pages.sighting_frame", sighting_id=item.sighting.id)}
+        for item in state.gallery.sightings.for_person(
+            db_session(), person_id, state.default_threshold(), request.args.get("order", "time"))]
     return jsonify(person=person)
+
+
+@bp.post("/persons/<int:person_id>/sightings/<int:sighting_id>/review")
+@requires("operator")
+def review_sighting(person_id: int, sighting_id: int) -> ResponseReturnValue:
+    """Confirm (``verdict=confirm``) or reject (``verdict=reject``) a sighting as the person."""
+    confirmed = params.verdict()
+    reid().gallery.sightings.review(db_session(), person_id, sighting_id, confirmed, actor=actor())
+    return jsonify(person_id=person_id, sighting_id=sighting_id, confirmed=confirmed)
 
 
 @bp.post("/persons/<int:person_id>/images")
@@ -96,8 +113,23 @@ def delete_image(image_id: int) -> ResponseReturnValue:
 @bp.post("/search")
 @requires("viewer")
 def search() -> ResponseReturnValue:
-    _, response = search_request()
+    """Store a search by still and answer its results; ``url`` ranks it again (``GET``) until it expires."""
+    top_k, threshold = search_settings()
+    return _search_json(rank_search(save_search(), top_k, threshold))
+
+
+@bp.get("/searches/<int:search_id>")
+@requires("viewer")
+def get_search(search_id: int) -> ResponseReturnValue:
+    """Rank a stored search again, with this request's ``top_k`` and ``threshold``."""
+    top_k, threshold = search_settings()
+    return _search_json(rank_search(search_id, top_k, threshold))
+
+
+def _search_json(response: SearchResponse) -> ResponseReturnValue:
     data = response.to_dict()
+    data["url"] = url_for("api.get_search", search_id=response.search_id)
+    data["page_url"] = url_for("pages.saved_search", search_id=response.search_id)
     for result in data["results"]:
         for match in result["matches"]:
             match["thumbnail"] = url_for("pages.image_thumbnail", image_id=match["image_id"])

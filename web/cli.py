@@ -76,6 +76,7 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
                        open_mode=open_mode)
         return
     gallery = state.gallery
+    state.warm()
     indexed = len(gallery.index(db_session()))
     click.echo(f"model {gallery.embedder.model_id} · {indexed} vectors indexed · "
                f"threshold {state.default_threshold():.3f} · data in {state.data_dir}", err=True)
@@ -222,9 +223,9 @@ def persons(as_json: bool) -> None:
     """List the enrolled persons."""
     rows = reid().gallery.list_persons(db_session())
     if as_json:
-        click.echo(json.dumps([{"id": p.id, "name": p.name, "images": n} for p, n in rows], indent=2))
+        click.echo(json.dumps([{"id": p.id, "name": p.name, "images": n} for p, n, _ in rows], indent=2))
         return
-    for person, n in rows:
+    for person, n, _ in rows:
         click.echo(f"{person.id:>6}  {person.name}  ({n} image{'s' if n != 1 else ''})")
     if not rows:
         click.echo("nobody is enrolled yet")

@@ -1,8 +1,10 @@
-"""The HTML pages: search by still, the persons list with enrollment, one person's page."""
+"""The HTML pages: search by still and its stored results, the persons list with enrollment,
+one person's page, a sighting's frame."""
 
 from __future__ import annotations
 
-import base64
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from flask import (
@@ -19,11 +21,11 @@ from flask.typing import ResponseReturnValue
 from base.images import decode_image, encode_jpeg
 from detector.base import Detection
 from detector.drawing import draw_detections
-from gallery.errors import NotFound
+from gallery.errors import AlreadyEnrolled, NotFound
 from gallery.models import Image
 from web import params
-from web.auth import actor, requires
-from web.searching import search_request
+from web.auth import actor, is_local_path, requires
+from web.searching import rank_search, save_search, search_settings
 from web.state import db_session, reid
 from web.timeline import layout
 
@@ -43,32 +45,56 @@ def index() -> ResponseReturnValue:
 @bp.post("/search")
 @requires("viewer")
 def search() -> ResponseReturnValue:
-    still, response = search_request()
-    boxes = []
-    for r in response.results:
-        if r.bbox:
-            x, y, w, h = r.bbox
-            boxes.append(Detection(x, y, w, h, score=r.detection_score or 0.0))
-    annotated = draw_detections(still, boxes, labels=[str(n) for n in range(1, len(boxes) + 1)])
-    still_url = "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(annotated)).decode()
-    return render_template("search.html", threshold=response.threshold, top_k=response.top_k,
-                           response=response, still_url=still_url,
+    """Store the search, then show it at its own address (which can be reopened and re-ranked)."""
+    top_k, threshold = search_settings()
+    search_id = save_search()
+    return redirect(url_for("pages.saved_search", search_id=search_id, top_k=top_k, threshold=threshold), 303)
+
+
+@bp.get("/searches/<int:search_id>")
+@requires("viewer")
+def saved_search(search_id: int) -> ResponseReturnValue:
+    top_k, threshold = search_settings()
+    response = rank_search(search_id, top_k, threshold)
+    return render_template("search.html", threshold=threshold, top_k=top_k, response=response,
+                           retention_days=f"{reid().gallery.searches.retention_days:g}",
+                           still_url=url_for("pages.search_still", search_id=search_id),
                            timelines=[layout(r.sightings) for r in response.results])
+
+
+@bp.get("/searches/<int:search_id>/still")
+@requires("viewer")
+def search_still(search_id: int) -> ResponseReturnValue:
+    """The searched still with the persons found in it boxed and numbered."""
+    searches = reid().gallery.searches
+    row = searches.get(db_session(), search_id)
+    boxes = [box for box in searches.queries(row).boxes if box is not None]
+    still = decode_image(searches.store.read(row.stored_path))
+    return Response(encode_jpeg(draw_detections(still, boxes)), mimetype="image/jpeg",
+                    headers=PERSONAL_IMAGE_HEADERS)
 
 
 @bp.get("/persons")
 @requires("viewer")
 def persons() -> ResponseReturnValue:
-    return render_template("persons.html", rows=reid().gallery.list_persons(db_session()))
+    name = request.args.get("q", "").strip()
+    return render_template("persons.html", rows=reid().gallery.list_persons(db_session(), name or None),
+                           query=name, enroll_key=uuid.uuid4().hex)
 
 
 @bp.post("/persons")
 @requires("operator")
 def enroll() -> ResponseReturnValue:
     gallery = reid().gallery
-    person = gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
-                            notes=request.form.get("notes"), actor=actor(), force=params.flag("force"),
-                            keep_original=params.flag("keep_original"))
+    try:
+        person = gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
+                                notes=request.form.get("notes"), actor=actor(), force=params.flag("force"),
+                                keep_original=params.flag("keep_original"),
+                                idempotency_key=params.idempotency_key())
+    except AlreadyEnrolled as repeated:
+        flash(f"This form was sent before: it enrolled person {repeated.person_id} then, and nothing "
+              "was added now.")
+        return redirect(url_for("pages.person", person_id=repeated.person_id), 303)
     flash(f"Enrolled {person.name} with {len(person.images)} image(s) as person {person.id}: "
           f"{_taken(person.images)}.")
     others = gallery.same_name(db_session(), person.name, other_than=person.id)
@@ -83,9 +109,21 @@ def enroll() -> ResponseReturnValue:
 @requires("viewer")
 def person(person_id: int) -> ResponseReturnValue:
     state = reid()
+    order = request.args.get("order", "time")
     return render_template(
-        "person.html", person=state.gallery.get_person(db_session(), person_id),
-        sightings=state.gallery.sightings.for_person(db_session(), person_id, state.default_threshold()))
+        "person.html", person=state.gallery.get_person(db_session(), person_id), order=order,
+        sightings=state.gallery.sightings.for_person(db_session(), person_id, state.default_threshold(), order))
+
+
+@bp.post("/persons/<int:person_id>/sightings/<int:sighting_id>/review")
+@requires("operator")
+def review_sighting(person_id: int, sighting_id: int) -> ResponseReturnValue:
+    """Confirm a sighting as the person, or reject it ("not this person"); back to the page it came from."""
+    confirmed = params.verdict()
+    reid().gallery.sightings.review(db_session(), person_id, sighting_id, confirmed, actor=actor())
+    flash(f"Sighting {sighting_id} {'confirmed as' if confirmed else 'rejected: not'} person {person_id}.")
+    back = request.form.get("next", "")
+    return redirect(back if is_local_path(back) else url_for("pages.person", person_id=person_id), 303)
 
 
 @bp.post("/persons/<int:person_id>/images")
@@ -165,6 +203,24 @@ def sighting_crop(crop_id: int) -> ResponseReturnValue:
     sightings = reid().gallery.sightings
     return Response(sightings.store.read(sightings.get_crop(db_session(), crop_id).stored_path),
                     mimetype="image/jpeg", headers=PERSONAL_IMAGE_HEADERS)
+
+
+@bp.get("/sightings/<int:sighting_id>")
+@requires("viewer")
+def sighting(sighting_id: int) -> ResponseReturnValue:
+    """A sighting's frame with its camera, time and box; with ``?person=``, as one of that person's sightings."""
+    state = reid()
+    found = state.gallery.sightings.get(db_session(), sighting_id)
+    crop = found.crops[0]
+    seen_at = found.video.recorded_start + timedelta(seconds=crop.frame / found.video.fps)
+    person_id = request.args.get("person", type=int)
+    person, linked, place = None, [], None
+    if person_id is not None:
+        person = state.gallery.get_person(db_session(), person_id)
+        linked = state.gallery.sightings.for_person(db_session(), person_id, state.default_threshold())
+        place = next((i for i, item in enumerate(linked) if item.sighting.id == sighting_id), None)
+    return render_template("sighting.html", sighting=found, crop=crop, seen_at=seen_at, person=person,
+                           linked=linked, place=place)
 
 
 @bp.get("/sightings/<int:sighting_id>/frame")

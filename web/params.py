@@ -78,6 +78,23 @@ def flag(name: str) -> bool:
     raise InvalidInput(f"{name} must be true or false, got {raw[:40]!r}")
 
 
+def idempotency_key() -> str | None:
+    """Return the request's idempotency key: the ``Idempotency-Key`` header, else the form field."""
+    return request.headers.get("Idempotency-Key") or _field("idempotency_key")
+
+
+def verdict() -> bool:
+    """Return a review's ``verdict``: True for ``confirm``, False for ``reject``.
+
+    Raises:
+        InvalidInput: missing or another value.
+    """
+    raw = _field("verdict")
+    if raw not in ("confirm", "reject"):
+        raise InvalidInput(f"verdict must be confirm or reject, got {(raw or '')[:40]!r}")
+    return raw == "confirm"
+
+
 def uploads(field: str) -> list[Upload]:
     """Return the files sent under ``field``, skipping empty file inputs of HTML forms.
 

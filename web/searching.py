@@ -1,28 +1,43 @@
-"""The search request shared by the page and the API: read the still, the parameters, search."""
+"""The search requests shared by the pages and the API: read the still and the settings, store, rank."""
 
 from __future__ import annotations
 
-from base.images import BGRImage
-from gallery.service import SearchResponse
+from gallery.service import SearchResponse, check_search_settings
 from gallery.uploads import check_image
 from web import params
 from web.auth import actor
 from web.state import db_session, reid
 
 
-def search_request() -> tuple[BGRImage, SearchResponse]:
-    """Search by the still uploaded as ``image`` with the request's ``top_k`` and ``threshold``.
+def search_settings() -> tuple[int, float]:
+    """Return the request's ``top_k`` and ``threshold``, else the configured ones.
 
     Raises:
-        InvalidInput: missing or unusable image, bad parameter.
+        InvalidInput: not numbers, or out of range.
+    """
+    top_k, threshold = params.top_k(), params.threshold(reid().default_threshold())
+    check_search_settings(top_k, threshold)
+    return top_k, threshold
+
+
+def save_search() -> int:
+    """Find the persons in the still uploaded as ``image`` and store the search; return its id.
+
+    Raises:
+        InvalidInput: missing or unusable image.
         Busy: other requests' images took the worker's decoding budget for too long.
     """
     state = reid()
-    top_k = params.top_k()
-    threshold = params.threshold(state.default_threshold())
     upload = params.one_upload("image")
     with state.gallery.decodes.hold([upload]):
         checked = check_image(upload, **state.settings.image_limits())
-        return checked.image, state.gallery.search(db_session(), checked.image, top_k=top_k,
-                                                   threshold=threshold, actor=actor(),
-                                                   query_sha256=checked.sha256)
+        return state.gallery.save_search(db_session(), checked, actor=actor())
+
+
+def rank_search(search_id: int, top_k: int, threshold: float) -> SearchResponse:
+    """Rank the gallery and the footage for a stored search.
+
+    Raises:
+        NotFound: no such search, or it expired.
+    """
+    return reid().gallery.rerun_search(db_session(), search_id, top_k=top_k, threshold=threshold, actor=actor())

@@ -216,8 +216,9 @@ class BufferingWorker(Worker):
 
 
 def warm_up(app: Flask) -> None:
-    """Sync the app's indexes with the database and remove files left by a killed write."""
+    """Load and run the models once, sync the app's indexes with the database, remove files left by a killed write."""
     state = app.extensions["reid"]
+    state.warm()
     gallery = state.gallery
     with state.sessions() as session:
         gallery.remove_orphan_files(session)

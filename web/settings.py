@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from detector.registry import DEFAULT_DETECTOR
 from footage.settings import TILE_EVERY
+from gallery.saved_searches import SEARCH_RETENTION
 from gallery.service import MAX_TOP_K
 from gallery.uploads import MAX_PIXELS, MAX_REQUEST_PIXELS, MIN_HEIGHT, MIN_WIDTH
 from gallery.vector_index import ANN_THRESHOLD
@@ -65,6 +66,7 @@ class Settings(BaseSettings):
     max_request_pixels: int | None = Field(MAX_REQUEST_PIXELS, ge=1)  # all images of one request together
     max_concurrent_decodes: int = Field(2, ge=1)  # requests' worth of pixels decoded at once per worker
     max_content_length: int = Field(32 * 1024 * 1024, ge=1)
+    search_retention_days: float = Field(SEARCH_RETENTION.days, gt=0)  # stored searches are purged after it
     ann_threshold: int = Field(ANN_THRESHOLD, ge=1)  # vectors from which an index searches approximately (IVF)
     allowed_hosts: Annotated[list[str] | None, NoDecode] = None  # None: loopback names in open mode, else any
     client_timeout: int = Field(20, ge=1)  # seconds to send a request's headers; idle connections close after it

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
@@ -89,8 +91,20 @@ class ReidState:
                     detector_min_score=self.settings.detector_min_score, **self.settings.image_limits(),
                     max_request_pixels=self.settings.max_request_pixels,
                     max_concurrent_decodes=self.settings.max_concurrent_decodes,
-                    ann_threshold=self.settings.ann_threshold)
+                    ann_threshold=self.settings.ann_threshold,
+                    search_retention=timedelta(days=self.settings.search_retention_days))
             return self._gallery
+
+    def warm(self) -> None:
+        """Load the models and run each once, on a blank full-HD frame and a person-sized crop of it.
+
+        Done before a worker takes requests, so that the first one costs what later ones do
+        (loading and tracing the networks took tens of seconds otherwise).
+        """
+        gallery = self.gallery
+        frame = np.zeros((1080, 1920, 3), np.uint8)
+        gallery.detector.detect(frame, gallery.detector_min_score)
+        gallery.embedder.embed([frame[:256, :128]])
 
     def default_threshold(self) -> float:
         """Return the configured threshold, else the model's calibrated one, else the fallback."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from gallery.sightings import SightingHit
+
+TICKS = 5  # labelled times on the axis, the first and last included
 
 
 @dataclass(frozen=True)
@@ -17,12 +20,26 @@ class TimelineBar:
 
 
 @dataclass(frozen=True)
+class Tick:
+    """A labelled time on the axis, in percent of the timeline's width."""
+
+    left: float
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Timeline:
     """Rows of bars, one row per camera, sharing one time axis."""
 
-    start: str
-    end: str
+    start: datetime
+    end: datetime
     rows: list[tuple[str, list[TimelineBar]]]
+    ticks: list[Tick]
+
+    @property
+    def tick_format(self) -> str:
+        """Return the ticks' time format: with the date when the axis spans more than one day."""
+        return "%H:%M:%S" if self.start.date() == self.end.date() else "%m-%d %H:%M"
 
 
 def layout(hits: list[SightingHit], min_width: float = 0.8) -> Timeline | None:
@@ -37,5 +54,5 @@ def layout(hits: list[SightingHit], min_width: float = 0.8) -> Timeline | None:
         left = 100.0 * (hit.start - first).total_seconds() / span
         width = max(100.0 * (hit.end - hit.start).total_seconds() / span, min_width)
         rows.setdefault(hit.camera, []).append(TimelineBar(hit, min(left, 100.0 - min_width), width))
-    fmt = "%Y-%m-%d %H:%M:%S"
-    return Timeline(first.strftime(fmt), last.strftime(fmt), sorted(rows.items()))
+    ticks = [Tick(100.0 * i / (TICKS - 1), first + timedelta(seconds=span * i / (TICKS - 1))) for i in range(TICKS)]
+    return Timeline(first, last, sorted(rows.items()), ticks)

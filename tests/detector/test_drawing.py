@@ -39,6 +39,16 @@ def test_custom_labels_and_their_count() -> None:
         draw_detections(image, BOXES, labels=["a", "b"])
 
 
+def test_tags_stay_outside_the_boxes() -> None:
+    image = np.full((200, 100, 3), 90, np.uint8)
+    crop = draw_detections(image, [Detection(0, 0, 100, 200, 0.9)])  # no room above or below: a band
+    band = crop.shape[0] - 200
+    assert band > 0 and crop.shape[1] == 100
+    np.testing.assert_array_equal(crop[band + 10:190 + band, 10:90], image[10:190, 10:90])  # the person uncovered
+    top = draw_detections(image, [Detection(10, 0, 50, 60, 0.9)])  # tag below the box
+    assert top.shape == image.shape and tuple(top[62, 12]) == PALETTE[0]
+
+
 def test_rejects_non_bgr_images() -> None:
     with pytest.raises(TypeError, match=r"\(H, W, 3\) uint8"):
         draw_detections(np.zeros((20, 20), np.uint8), [])

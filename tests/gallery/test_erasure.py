@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from detector.registry import build_detector
 from gallery.models import Base, Embedding, Image, Sighting, SightingMatch, Video
 from gallery.service import Gallery
-from gallery.uploads import Upload
+from gallery.uploads import Upload, check_image
 from tests.conftest import ThumbnailEmbedder, jpeg_bytes, person_image
 
 pytestmark = pytest.mark.both_databases
@@ -56,6 +56,7 @@ def test_erasure_leaves_nothing_of_the_person(session: Session, data_dir: Path, 
     gallery.add_images(session, person.id, uploads[2:], actor="user:alice")
     link_to_footage(session, person.id)
     gallery.search(session, person_image(1, 9), top_k=3, threshold=0.5, actor="user:bob", query_sha256="ab" * 32)
+    gallery.save_search(session, check_image(uploads[1], min_width=1, min_height=1), actor="user:bob")
     for upload in uploads[::2]:  # searched with the very files enrolled: the audit must not keep their digests
         gallery.search(session, person_image(1, 0), top_k=3, threshold=0.5, actor="user:bob",
                        query_sha256=hashlib.sha256(upload.data).hexdigest())
@@ -73,7 +74,8 @@ def test_erasure_leaves_nothing_of_the_person(session: Session, data_dir: Path, 
 
     receipt = gallery.delete_person(session, person.id, actor="user:alice")
 
-    assert receipt.to_dict() == {"persons": 1, "images": image_ids, "vectors": 3, "files": 3, "links": 1}
+    assert receipt.to_dict() == {"persons": 1, "images": image_ids, "vectors": 3, "files": 4, "searches": 1,
+                                 "links": 1}
     after = dump(session)
     assert [needle for needle in needles if needle in after] == []
     assert not any(vector.hex() in after for vector in vectors)

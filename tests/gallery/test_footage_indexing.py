@@ -93,8 +93,8 @@ def test_links_both_ways_and_removed_with_the_person(sessions, gallery, recordin
     with sessions() as session:
         late = gallery.enroll(session, "enrolled after", [walker_crop(1)])
         for person in (early, late):
-            (match, _sighting, video), = gallery.sightings.for_person(session, person.id, 0.9)
-            assert video.camera == "gate-3" and match.score >= 0.9
+            (linked,) = gallery.sightings.for_person(session, person.id, 0.9)
+            assert linked.video.camera == "gate-3" and linked.score >= 0.9 and not linked.confirmed
         gallery.delete_person(session, late.id)
         assert session.scalar(sa.select(sa.func.count()).select_from(SightingMatch)) == 1
         assert session.scalar(sa.select(sa.func.count(Sighting.id))) == 2

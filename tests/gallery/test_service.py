@@ -76,7 +76,8 @@ def test_delete_person_removes_rows_files_and_vectors(session: Session, gallery:
     gone = gallery.enroll(session, "gone", uploads(1, range(2)))
     kept = gallery.enroll(session, "kept", uploads(2, range(2)))
     receipt = gallery.delete_person(session, gone.id)
-    assert receipt.to_dict() == {"persons": 1, "images": [1, 2], "vectors": 2, "files": 2, "links": 0}
+    assert receipt.to_dict() == {"persons": 1, "images": [1, 2], "vectors": 2, "files": 2, "searches": 0,
+                                 "links": 0}
     assert counts(session) == (1, 2, 2)
     assert len(list((data_dir / "images").rglob("*.jpg"))) == 2
     hits = gallery.search(session, person_image(1, 0), top_k=5, threshold=0.0).results[0].matches

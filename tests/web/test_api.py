@@ -72,7 +72,8 @@ def test_add_images_and_delete_image(client: FlaskClient, data_dir: Path) -> Non
     assert added.status_code == 201
     image_id = added.json["image_ids"][0]
     deleted = client.delete(f"/api/images/{image_id}")
-    assert deleted.json["deleted"] == {"persons": 0, "images": [image_id], "vectors": 1, "files": 1}
+    assert deleted.json["deleted"] == {"persons": 0, "images": [image_id], "vectors": 1, "files": 1,
+                                       "searches": 0}
     assert client.get(f"/api/images/{image_id}/thumb").status_code == 404
     assert len(client.get(f"/api/persons/{person_id}").json["person"]["images"]) == 1
 

@@ -64,11 +64,14 @@ def test_api_actions_are_audited_with_who_and_ids(app: Flask, client: FlaskClien
         (ops_actor, "add_images", f"person:{person_id}", {"image_ids": added, "source": "upload",
                                                           "boxes": [None], "force": False,
                                                           "originals_kept": 0}),
+        (ops_actor, "save_search", "search:1", {"queries": 1, "detected": 0}),
         (ops_actor, "search", None, {"query_sha256": hashlib.sha256(still).hexdigest(), "threshold": 0.5,
                                      "top_k": 3, "queries": 1, "detected": 0, "person_ids": [person_id],
-                                     "sighting_ids": []}),
-        (admin_actor, "delete_image", f"image:{added[0]}", {"person_id": person_id, "vectors": 1}),
-        (admin_actor, "delete_person", f"person:{person_id}", {"image_ids": image_ids, "vectors": 2, "links": 0}),
+                                     "sighting_ids": [], "search_id": 1}),
+        (admin_actor, "delete_image", f"image:{added[0]}",
+         {"person_id": person_id, "vectors": 1, "searches": 0}),
+        (admin_actor, "delete_person", f"person:{person_id}",
+         {"image_ids": image_ids, "vectors": 2, "links": 0, "searches": 0}),
     ]
     with app.extensions["reid"].sessions() as session:
         times = [e.at for e in audit.entries(session)]
@@ -119,13 +122,14 @@ def test_cli_actions_are_audited(runner: CliRunner, cli_env: Path, app: Flask, t
     assert {actor for actor, *_ in logged} == {me}
     assert [action for _, action, _, _ in logged] == [
         "enroll", "add_images", "search", "delete_image", "delete_person", "index_footage", "purge_footage",
-        "key_create", "key_revoke", "user_create", "user_create", "user_disable"]
+        "purge_searches", "key_create", "key_revoke", "user_create", "user_create", "user_disable"]
     by_action = {action: (target, details) for _, action, target, details in logged}
     assert by_action["enroll"] == ("person:1", {"image_ids": [1], "source": "cli", "boxes": [None],
                                                 "force": False, "originals_kept": 0})
     assert by_action["search"][1]["query_sha256"] == hashlib.sha256(still.read_bytes()).hexdigest()
     assert by_action["index_footage"][1]["videos_found"] == 0
     assert by_action["purge_footage"][1]["videos"] == 0 and "recorded_before" in by_action["purge_footage"][1]
+    assert by_action["purge_searches"][1]["searches"] == 0 and "created_before" in by_action["purge_searches"][1]
     assert by_action["key_create"][0] == "key:1" and by_action["user_disable"][0] == "user:bob"
 
 
@@ -175,12 +179,12 @@ def test_export_csv_json_since_and_no_personal_data(runner: CliRunner, cli_env: 
     as_json = runner.invoke(cli, ["audit", "--format", "json"])
     assert as_json.exit_code == 0, as_json.output
     rows = json.loads(as_json.stdout)
-    assert [r["action"] for r in rows] == ["enroll", "search", "delete_person", "key_create"]
+    assert [r["action"] for r in rows] == ["enroll", "save_search", "search", "delete_person", "key_create"]
     assert set(rows[0]) == {"id", "at", "actor", "action", "target", "details"}
     as_csv = runner.invoke(cli, ["audit"]).stdout
     table = list(csv.DictReader(io.StringIO(as_csv)))
     assert [r["action"] for r in table] == [r["action"] for r in rows]
-    assert json.loads(table[1]["details"]) == rows[1]["details"]
+    assert json.loads(table[2]["details"]) == rows[2]["details"]
     for text in (as_json.stdout, as_csv):
         for secret in ("Secret Name", "secret notes", "4_0.jpg", jpeg_sha(4, 0)):
             assert secret not in text
@@ -188,7 +192,7 @@ def test_export_csv_json_since_and_no_personal_data(runner: CliRunner, cli_env: 
     future = runner.invoke(cli, ["audit", "--since", "2999-01-01", "--format", "json"])
     assert json.loads(future.stdout) == []
     assert len(json.loads(runner.invoke(cli, ["audit", "--since", "2000-01-01T00:00+02:00",
-                                              "--format", "json"]).stdout)) == 4
+                                              "--format", "json"]).stdout)) == 5
     bad = runner.invoke(cli, ["audit", "--since", "yesterday"])
     assert bad.exit_code == 2 and "give an ISO date or time" in bad.output
 

@@ -24,14 +24,17 @@ PASSWORD = "correct horse battery staple"
 API = [("POST", "/api/persons", "operator"), ("GET", "/api/persons", "viewer"),
        ("GET", "/api/persons/1", "viewer"), ("POST", "/api/persons/1/images", "operator"),
        ("DELETE", "/api/persons/1", "admin"), ("DELETE", "/api/images/1", "admin"),
-       ("POST", "/api/search", "viewer")]
+       ("POST", "/api/search", "viewer"), ("GET", "/api/searches/1", "viewer"),
+       ("POST", "/api/persons/1/sightings/1/review", "operator")]
 PAGES = [("GET", "/", "viewer"), ("POST", "/search", "viewer"), ("GET", "/persons", "viewer"),
          ("POST", "/persons", "operator"), ("GET", "/persons/1", "viewer"),
          ("POST", "/persons/1/images", "operator"), ("POST", "/persons/1/delete", "admin"),
          ("POST", "/images/1/delete", "admin"), ("GET", "/images/1", "viewer"),
          ("GET", "/images/1/thumb", "viewer"), ("GET", "/images/1/original", "operator"),
          ("GET", "/sightings/crops/1", "viewer"),
-         ("GET", "/sightings/1/frame", "viewer")]
+         ("GET", "/sightings/1/frame", "viewer"), ("GET", "/searches/1", "viewer"),
+         ("GET", "/searches/1/still", "viewer"), ("GET", "/sightings/1", "viewer"),
+         ("POST", "/persons/1/sightings/1/review", "operator")]
 
 
 def make_key(app: Flask, role: str, name: str = "client") -> str:

@@ -55,8 +55,10 @@ def test_search_api_and_pages_show_sightings(indexed: Path) -> None:
     assert client.get(sighting["frame_url"]).data.startswith(b"\xff\xd8")
 
     still = {"image": (io.BytesIO(jpeg_bytes(pattern(WALKERS[0].pattern))), "still.jpg")}
-    html = client.post("/search", data={**still, "csrf_token": form_token(client)}).get_data(as_text=True)
+    html = client.post("/search", data={**still, "csrf_token": form_token(client)},
+                       follow_redirects=True).get_data(as_text=True)
     assert "Seen in footage" in html and 'class="lane"' in html and ">lobby<" in html
+    assert 'class="tick"' in html and "UTC" in html  # a labelled time axis, times with their zone
 
     enrolled = client.post("/api/persons", data={"name": "Walker", "images": [
         (io.BytesIO(jpeg_bytes(pattern(WALKERS[0].pattern))), "w.jpg")]}).json
@@ -66,9 +68,36 @@ def test_search_api_and_pages_show_sightings(indexed: Path) -> None:
     assert "Seen in footage <span class=\"muted\">(1)</span>" in page
 
 
+def test_sightings_are_reviewed_on_their_frame_page(indexed: Path) -> None:
+    client = create_app().test_client()
+    token = form_token(client)
+    person_id = client.post("/api/persons", data={"name": "Walker", "images": [
+        (io.BytesIO(jpeg_bytes(pattern(WALKERS[0].pattern))), "w.jpg")]}).json["person"]["id"]
+    page = client.get(f"/persons/{person_id}?order=score").get_data(as_text=True)
+    assert "lobby_2026-11-27_21-00-00.avi" in page and str(indexed.parent) not in page  # no server paths
+    (sighting,) = client.get(f"/api/persons/{person_id}").json["person"]["sightings"]
+    frame_page = client.get(f"/sightings/{sighting['sighting_id']}?person={person_id}").get_data(as_text=True)
+    assert all(text in frame_page for text in (
+        "<dd>lobby</dd>", "<dd>lobby_2026-11-27_21-00-00.avi</dd>", " UTC", "1 of 1", "Back to Walker",
+        f'src="/sightings/{sighting["sighting_id"]}/frame"', "Not this person"))
+
+    review = f"/persons/{person_id}/sightings/{sighting['sighting_id']}/review"
+    rejected = client.post(review, data={"csrf_token": token, "verdict": "reject", "next": f"/persons/{person_id}"})
+    assert rejected.status_code == 303 and rejected.headers["Location"] == f"/persons/{person_id}"
+    assert client.get(f"/api/persons/{person_id}").json["person"]["sightings"] == []
+    assert client.post(review, data={"csrf_token": token, "verdict": "maybe"}).status_code == 400
+    offsite = client.post(review, data={"csrf_token": token, "verdict": "confirm", "next": "//evil.example/"})
+    assert offsite.headers["Location"] == f"/persons/{person_id}"
+    confirmed = client.post(f"/api{review}", data={"verdict": "confirm"}).json
+    assert confirmed == {"person_id": person_id, "sighting_id": sighting["sighting_id"], "confirmed": True}
+    (shown,) = client.get(f"/api/persons/{person_id}").json["person"]["sightings"]
+    assert shown["confirmed"] is True
+
+
 def test_purge_footage(indexed: Path, runner: CliRunner) -> None:
     kept = runner.invoke(cli, ["purge-footage", "--older-than", "36500"])
     assert '"videos": 0' in kept.output
     purged = runner.invoke(cli, ["purge-footage", "--older-than", "0"])
     assert purged.exit_code == 0 and '"videos": 1, "sightings": 2' in purged.output
+    assert "purged 0 stored search(es) older than 7 day(s)" in purged.output
     assert runner.invoke(cli, ["purge-footage", "--older-than", "-1"]).exit_code == 2

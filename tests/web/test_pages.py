@@ -31,10 +31,15 @@ def test_search_page_shows_ranked_thumbnails_and_decisions(client: FlaskClient) 
     enroll_form(client, "Eve", 1)
     enroll_form(client, "Finn", 2)
     assert 'name="threshold" value="0.800"' in client.get("/").get_data(as_text=True)
-    html = client.post("/search", data={"image": (io.BytesIO(jpeg_bytes(person_image(1, 8))), "still.jpg"),
-                                        "csrf_token": form_token(client),
-                                        "top_k": "2"}).get_data(as_text=True)
-    assert "data:image/jpeg;base64," in html
+    posted = client.post("/search", data={"image": (io.BytesIO(jpeg_bytes(person_image(1, 8))), "still.jpg"),
+                                          "csrf_token": form_token(client), "top_k": "2"})
+    assert posted.status_code == 303
+    search_url = posted.headers["Location"]
+    assert re.fullmatch(r"/searches/\d+\?top_k=2&threshold=0\.8", search_url)
+    html = client.get(search_url).get_data(as_text=True)
+    still_url = search_url.split("?")[0] + "/still"
+    assert f'src="{still_url}"' in html and "data:image" not in html  # served by URL, not inlined
+    assert client.get(still_url).data.startswith(b"\xff\xd8")
     assert html.index("Eve") < html.index("Finn")
     assert html.count(">MATCH<") == 1 and html.count(">NO MATCH<") == 1
     assert "Whole image" in html and "0 persons detected" in html
@@ -69,3 +74,47 @@ def test_page_errors_are_readable_pages(client: FlaskClient) -> None:
                                         "images": [(io.BytesIO(b"x"), "x.jpg")]})
     assert bad.status_code == 400 and "text/html" in bad.content_type
     assert "a name is required" in bad.get_data(as_text=True)
+
+
+def test_a_search_is_reopened_and_ranked_again_without_the_upload(client: FlaskClient) -> None:
+    enroll_form(client, "Eve", 1)
+    enroll_form(client, "Finn", 2)
+    search_url = client.post("/search", data={"image": (io.BytesIO(jpeg_bytes(person_image(1, 8))), "still.jpg"),
+                                              "csrf_token": form_token(client)}).headers["Location"]
+    search_path = search_url.split("?")[0]
+    first = client.get(search_path).get_data(as_text=True)  # reopened: the settings' defaults
+    assert first.count('<li class="match">') == 1 and 'name="threshold" value="0.800"' in first
+    strict = client.get(f"{search_path}?threshold=0.9999&top_k=1").get_data(as_text=True)
+    assert '<li class="match">' not in strict and strict.count('<li class="nomatch">') == 1
+    assert 'name="threshold" value="0.9999"' in strict or 'value="1.000"' in strict
+    bad = client.get(f"{search_path}?threshold=2")
+    assert bad.status_code == 400 and "between -1 and 1" in bad.get_data(as_text=True)
+    assert client.get("/searches/999").status_code == 404
+
+
+def test_enroll_form_sent_twice_enrolls_once(client: FlaskClient) -> None:
+    page = client.get("/persons").get_data(as_text=True)
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page)[1]
+    assert key != re.search(r'name="idempotency_key" value="([^"]+)"', client.get("/persons").get_data(as_text=True))[1]
+
+    def send():
+        images = [(io.BytesIO(jpeg_bytes(person_image(3, v))), f"{v}.jpg") for v in range(2)]
+        return client.post("/persons", data={"csrf_token": form_token(client), "name": "Ines", "images": images,
+                                             "idempotency_key": key}, follow_redirects=True)
+
+    first, again = send().get_data(as_text=True), send().get_data(as_text=True)
+    (person,) = client.get("/api/persons").json["persons"]
+    assert "Enrolled Ines with 2 image(s)" in first and person["image_count"] == 2
+    assert f"This form was sent before: it enrolled person {person['id']} then" in again
+
+
+def test_persons_list_has_thumbnails_and_a_name_filter(client: FlaskClient) -> None:
+    enroll_form(client, "Olga 100%", 1)
+    enroll_form(client, "Pavel", 2)
+    listing = client.get("/persons").get_data(as_text=True)
+    assert len(re.findall(r'<img class="thumb" src="/images/\d+/thumb" alt="(Olga 100%|Pavel)"', listing)) == 2
+    filtered = client.get("/persons?q=olga 100").get_data(as_text=True)
+    assert ">Olga 100%</a>" in filtered and ">Pavel</a>" not in filtered
+    assert "Nobody's name contains “%”." not in client.get("/persons?q=%25").get_data(as_text=True)
+    assert "Nobody's name contains “_”." in client.get("/persons?q=_").get_data(as_text=True)
+    assert [p["name"] for p in client.get("/api/persons?q=PAV").json["persons"]] == ["Pavel"]

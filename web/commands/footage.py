@@ -76,10 +76,16 @@ def index_footage_command(paths: tuple[Path, ...], camera: str | None, start: da
 @with_appcontext
 @cli_errors
 def purge_footage_command(days: float) -> None:
-    """Delete old footage's sightings, vectors, crops and person links (retention)."""
+    """Delete old footage's sightings, vectors, crops and person links, and expired stored searches (retention).
+
+    Stored searches are kept for REID_SEARCH_RETENTION_DAYS.
+    """
+    gallery = reid().gallery
     cutoff = datetime.now(UTC) - timedelta(days=days)
-    receipt = reid().gallery.sightings.purge(db_session(), cutoff, actor=cli_actor())
+    receipt = gallery.sightings.purge(db_session(), cutoff, actor=cli_actor())
     click.echo(f"purged footage recorded before {cutoff:%Y-%m-%d %H:%M} UTC: {json.dumps(receipt.to_dict())}")
+    searches = gallery.searches.purge(db_session(), actor=cli_actor())
+    click.echo(f"purged {searches} stored search(es) older than {gallery.searches.retention_days:g} day(s)")
 
 
 @click.command("adapt")
