@@ -144,6 +144,7 @@ def test_slow_clients_do_not_take_the_service_offline(server: Server) -> None:
     assert searches and all(searches), figures
 
 
+@pytest.mark.slow  # a real server waits out the client timeout
 def test_slow_requests_are_cut_off(tmp_path: Path) -> None:
     """Headers or a body that trickle in are closed after ``REID_CLIENT_TIMEOUT`` (plus slack for the rate)."""
     running = Server(migrated_data_dir(tmp_path / "data"), workers=1, threads=2,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 import keras
+import pytest
 from click.testing import CliRunner
 
 from embedder.metadata import ModelMetadata
@@ -50,6 +51,7 @@ def test_register_adds_the_command_to_a_group() -> None:
     assert group.get_command(click.Context(group), "train") is train_command
 
 
+@pytest.mark.slow  # the export converts to OpenVINO
 def test_export_writes_the_seeds_form_and_refuses_a_missing_model(tmp_path: Path) -> None:
     keras.utils.set_random_seed(0)
     model = build_reid_net(3, (64, 32), pretrained=False).inference_model()

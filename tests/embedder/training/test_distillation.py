@@ -15,8 +15,9 @@ from embedder.training.distillation import (
     teacher_targets,
 )
 
+pytestmark = pytest.mark.slow  # each module run exports two teachers (TensorFlow → OpenVINO)
 
-@pytest.mark.slow
+
 def test_targets_are_unit_rows_that_group_each_persons_images(teachers: list[Path], train_dir: Path,
                                                                tmp_path: Path) -> None:
     embedders = [build_embedder(str(teacher)) for teacher in teachers]

@@ -44,12 +44,14 @@ def batch() -> np.ndarray:
     return np.random.default_rng(2).uniform(0, 255, (3, *SIZE, 3)).astype(np.float32)
 
 
+@pytest.mark.slow  # each export converts to OpenVINO
 def test_keras_file_reloads_to_identical_outputs(exported: tuple[keras.Model, Path]) -> None:
     model, out_dir = exported
     reloaded = keras.saving.load_model(out_dir / "model.keras", compile=False)
     np.testing.assert_array_equal(model.predict(batch(), verbose=0), reloaded.predict(batch(), verbose=0))
 
 
+@pytest.mark.slow  # each export converts to OpenVINO
 def test_the_export_holds_only_what_the_service_loads_with_its_digest(exported: tuple[keras.Model, Path]) -> None:
     _, out_dir = exported
     files = ["metadata.json", "model.bin", "model.keras", "model.xml"]
@@ -58,14 +60,16 @@ def test_the_export_holds_only_what_the_service_loads_with_its_digest(exported: 
     assert metadata.sha256 == {name: file_sha256(out_dir / name) for name in files[1:]}
 
 
+@pytest.mark.slow  # each export converts to OpenVINO
 def test_the_service_embeds_with_the_openvino_ir_as_keras_does(exported: tuple[keras.Model, Path]) -> None:
     _, out_dir = exported
     images = [np.random.default_rng(i).integers(0, 256, (100, 40, 3), dtype=np.uint8) for i in range(5)]
-    runtime = build_embedder(str(out_dir))
+    runtime = build_embedder(str(out_dir), precision="f32")
     assert isinstance(runtime, RuntimeEmbedder) and runtime.model_id == "test-reid"
     np.testing.assert_allclose(runtime.embed(images), ReidEmbedder(out_dir).embed(images), atol=1e-5)
 
 
+@pytest.mark.slow  # each export converts to OpenVINO
 def test_without_the_ir_the_service_falls_back_to_tensorflow_and_says_so(
         exported: tuple[keras.Model, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     _, out_dir = exported
@@ -77,6 +81,7 @@ def test_without_the_ir_the_service_falls_back_to_tensorflow_and_says_so(
     assert "no OpenVINO IR" in caplog.text
 
 
+@pytest.mark.slow  # each export converts to OpenVINO
 def test_the_seeds_json_and_h5_form_is_made_on_demand_and_round_trips(
         exported: tuple[keras.Model, Path], tmp_path: Path) -> None:
     model, out_dir = exported
@@ -88,6 +93,7 @@ def test_the_seeds_json_and_h5_form_is_made_on_demand_and_round_trips(
     assert metadata.model_id == "test-reid" and sorted(metadata.sha256) == ["model.h5", "model.json"]
 
 
+@pytest.mark.slow  # each export converts to OpenVINO
 def test_a_damaged_model_file_is_refused_before_it_loads(exported: tuple[keras.Model, Path], tmp_path: Path) -> None:
     _, out_dir = exported
     copy = tmp_path / "copy"
@@ -99,6 +105,7 @@ def test_a_damaged_model_file_is_refused_before_it_loads(exported: tuple[keras.M
         ReidEmbedder(copy).load()
 
 
+@pytest.mark.slow  # each export converts to OpenVINO
 def test_reid_embedder_loads_the_directory(exported: tuple[keras.Model, Path]) -> None:
     model, out_dir = exported
     images = [np.random.default_rng(i).integers(0, 256, (100, 40, 3), dtype=np.uint8) for i in range(5)]
