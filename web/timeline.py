@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from gallery.sightings import SightingHit
 
@@ -24,7 +24,7 @@ class Tick:
     """A labelled time on the axis, in percent of the timeline's width."""
 
     left: float
-    at: datetime
+    label: str
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,6 @@ class Timeline:
     end: datetime
     rows: list[tuple[str, list[TimelineBar]]]
     ticks: list[Tick]
-
-    @property
-    def tick_format(self) -> str:
-        """Return the ticks' time format: with the date when the axis spans more than one day."""
-        return "%H:%M:%S" if self.start.date() == self.end.date() else "%m-%d %H:%M"
 
 
 def layout(hits: list[SightingHit], min_width: float = 0.8) -> Timeline | None:
@@ -54,5 +49,15 @@ def layout(hits: list[SightingHit], min_width: float = 0.8) -> Timeline | None:
         left = 100.0 * (hit.start - first).total_seconds() / span
         width = max(100.0 * (hit.end - hit.start).total_seconds() / span, min_width)
         rows.setdefault(hit.camera, []).append(TimelineBar(hit, min(left, 100.0 - min_width), width))
-    ticks = [Tick(100.0 * i / (TICKS - 1), first + timedelta(seconds=span * i / (TICKS - 1))) for i in range(TICKS)]
-    return Timeline(first, last, sorted(rows.items()), ticks)
+    return Timeline(first, last, sorted(rows.items()), _ticks(first, last, span))
+
+
+def _ticks(first: datetime, last: datetime, span: float) -> list[Tick]:
+    """Label up to ``TICKS`` evenly spaced times (UTC), each label once; with the date past one day."""
+    fmt = "%H:%M:%S" if first.date() == last.date() else "%m-%d %H:%M"
+    ticks: list[Tick] = []
+    for i in range(TICKS):
+        label = (first + timedelta(seconds=span * i / (TICKS - 1))).astimezone(UTC).strftime(fmt)
+        if not ticks or ticks[-1].label != label:
+            ticks.append(Tick(100.0 * i / (TICKS - 1), label))
+    return ticks

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -63,6 +64,28 @@ def test_search_returns_ranked_persons_with_threshold_and_margin(client: FlaskCl
     strict = client.post("/api/search", data={"image": (io.BytesIO(query), "still.jpg"),
                                               "threshold": "0.9999"}).json
     assert strict["threshold"] == 0.9999 and not strict["results"][0]["matches"][0]["match"]
+
+
+def test_stored_search_and_idempotent_enroll(client: FlaskClient) -> None:
+    def enroll_once() -> Any:
+        return client.post("/api/persons", headers={"Idempotency-Key": "batch-17:ann"}, data={
+            "name": "Ann", "images": files((jpeg_bytes(person_image(1, 0)), "a.jpg"))})
+
+    first, again = enroll_once(), enroll_once()
+    assert (first.status_code, again.status_code) == (201, 200) and again.json == first.json
+    assert len(client.get("/api/persons").json["persons"]) == 1
+    bad = client.post("/api/persons", headers={"Idempotency-Key": "x" * 65}, data={"name": "B"})
+    assert bad.status_code == 400 and "idempotency key" in bad.json["error"]["message"]
+
+    searched = client.post("/api/search", data={"image": (io.BytesIO(jpeg_bytes(person_image(1, 3))), "q.jpg")}).json
+    assert searched["url"] == f"/api/searches/{searched['search_id']}"
+    assert searched["page_url"] == f"/searches/{searched['search_id']}"
+    again = client.get(searched["url"], query_string={"threshold": "0.9999"}).json
+    assert again["search_id"] == searched["search_id"] and again["threshold"] == 0.9999
+    assert again["results"][0]["matches"][0]["person_id"] == searched["results"][0]["matches"][0]["person_id"]
+    assert not again["results"][0]["matches"][0]["match"] and searched["results"][0]["matches"][0]["match"]
+    missing = client.get("/api/searches/999")
+    assert missing.status_code == 404 and missing.json["error"]["message"] == "no search has id 999"
 
 
 def test_add_images_and_delete_image(client: FlaskClient, data_dir: Path) -> None:
