@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,39 @@ def read_frame(path: Path, index: int) -> BGRImage:
     if not ok:
         raise VideoError(f"{path}: cannot read frame {index}")
     return cast(BGRImage, frame)  # VideoCapture decodes to 8-bit BGR
+
+
+def cut_clip(path: Path, first: int, last: int, fps: float, *, max_width: int = 640) -> bytes:
+    """Re-encode frames ``first`` to ``last`` of a video as WebM (VP8, which browsers play), at most ``max_width`` wide.
+
+    Raises:
+        VideoError: OpenCV cannot open the file, read frame ``first``, or write WebM.
+    """
+    capture = _open(path)
+    writer = None
+    with tempfile.TemporaryDirectory() as folder:
+        clip = Path(folder) / "clip.webm"
+        try:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, first)
+            for _ in range(first, last + 1):
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                height, width = frame.shape[:2]
+                scale = min(1.0, max_width / width)
+                size = (max(2, round(width * scale) // 2 * 2), max(2, round(height * scale) // 2 * 2))
+                if writer is None:
+                    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"VP80"), fps, size)
+                    if not writer.isOpened():
+                        raise VideoError("this OpenCV cannot write WebM (VP8) clips")
+                writer.write(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+        finally:
+            capture.release()
+            if writer is not None:
+                writer.release()
+        if writer is None:
+            raise VideoError(f"{path}: cannot read frame {first}")
+        return clip.read_bytes()
 
 
 def sample_step(fps: float, analysis_fps: float) -> float:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from base.images import BGRImage
 from detector.base import Detection
 from footage.analysis import VideoAnalysis
-from footage.sampling import VideoError, read_frame
+from footage.sampling import VideoError, cut_clip, read_frame
 from gallery import audit
 from gallery.errors import InvalidInput, NotFound
 from gallery.image_store import ImageStore
@@ -217,17 +217,39 @@ class Sightings:
         Raises:
             NotFound: unknown sighting, or its video file can no longer be read.
         """
+        crop, video = self._best_crop(session, sighting_id)
+        try:
+            image = read_frame(Path(video.path), crop.frame)
+        except VideoError as exc:
+            raise NotFound(f"the video {video.path} of sighting {sighting_id} can no longer be read") from exc
+        return image, Detection(crop.x, crop.y, crop.w, crop.h, crop.detection_score)
+
+    def clip(self, session: Session, sighting_id: int, around_s: float = 3.0) -> bytes:
+        """Cut ``around_s`` seconds either side of a sighting's best crop from its video, as WebM.
+
+        Raises:
+            NotFound: unknown sighting, or its video file can no longer be read.
+        """
+        crop, video = self._best_crop(session, sighting_id)
+        reach = round(around_s * video.fps)
+        try:
+            return cut_clip(Path(video.path), max(0, crop.frame - reach),
+                            min(video.frame_count - 1, crop.frame + reach), video.fps)
+        except VideoError as exc:
+            raise NotFound(f"the video {video.path} of sighting {sighting_id} can no longer be read") from exc
+
+    def _best_crop(self, session: Session, sighting_id: int) -> tuple[SightingCrop, Video]:
+        """Return a sighting's best crop (rank 0) and its video.
+
+        Raises:
+            NotFound: no sighting has that id.
+        """
         row = None if not 0 < sighting_id <= MAX_ID else session.execute(
-            sa.select(SightingCrop, Video.path).select_from(SightingCrop).join(Sighting).join(Video)
+            sa.select(SightingCrop, Video).select_from(SightingCrop).join(Sighting).join(Video)
             .where(Sighting.id == sighting_id, SightingCrop.rank == 0)).first()
         if row is None:
             raise NotFound(f"no sighting has id {sighting_id}")
-        crop, path = row
-        try:
-            image = read_frame(Path(path), crop.frame)
-        except VideoError as exc:
-            raise NotFound(f"the video {path} of sighting {sighting_id} can no longer be read") from exc
-        return image, Detection(crop.x, crop.y, crop.w, crop.h, crop.detection_score)
+        return row[0], row[1]
 
     @contextlib.contextmanager
     def linking(self, session: Session) -> Iterator[None]:

@@ -223,6 +223,14 @@ def sighting(sighting_id: int) -> ResponseReturnValue:
                            linked=linked, place=place)
 
 
+@bp.get("/sightings/<int:sighting_id>/clip")
+@requires("viewer")
+def sighting_clip(sighting_id: int) -> ResponseReturnValue:
+    """A few seconds of the recording around the sighting's frame, cut on demand (WebM)."""
+    return Response(reid().gallery.sightings.clip(db_session(), sighting_id), mimetype="video/webm",
+                    headers=PERSONAL_IMAGE_HEADERS)
+
+
 @bp.get("/sightings/<int:sighting_id>/frame")
 @requires("viewer")
 def sighting_frame(sighting_id: int) -> ResponseReturnValue:

@@ -98,6 +98,8 @@ def test_operators_day(page: Any, tmp_path: Path) -> None:
     page.wait_for_url(re.compile(r"/sightings/\d+\?person=\d+"))
     assert page.get_by_text("lobby_2026-11-27_21-00-00.avi").is_visible()
     assert page.get_by_text("2026-11-27 21:00:0").first.is_visible()
+    clip = page.request.get(page.locator("video.clip").get_attribute("src"))
+    assert clip.ok and clip.headers["content-type"] == "video/webm"
     check(page, "sighting-page.png")
     page.get_by_role("button", name=re.compile("^Confirm sighting")).click()
     page.wait_for_url(re.compile(r"/sightings/\d+\?person=\d+"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from footage.sampling import VideoError, probe_video, read_frames, sample_indices
+from footage.sampling import VideoError, cut_clip, probe_video, read_frames, sample_indices
 from tests.footage.synthetic import Walker, write_video
 
 
@@ -34,3 +34,15 @@ def test_non_videos_are_refused(tmp_path: Path) -> None:
     path.write_text("not a video")
     with pytest.raises(VideoError, match="cannot open"):
         probe_video(path)
+
+
+def test_a_clip_is_cut_as_webm_no_wider_than_asked(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "v.avi", [Walker(1, 0, 22, 0, 50, dx=10)], 23)
+    clip = tmp_path / "clip.webm"
+    clip.write_bytes(cut_clip(path, 5, 14, 10.0, max_width=160))
+    assert clip.read_bytes()[:4] == b"\x1aE\xdf\xa3"  # the EBML header of WebM
+    info = probe_video(clip)
+    assert (info.width, info.height) == (160, 120)
+    assert len(list(read_frames(clip, info.fps, info.fps))) == 10
+    with pytest.raises(VideoError, match="cannot read frame 99"):
+        cut_clip(path, 99, 120, 10.0)

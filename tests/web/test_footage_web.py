@@ -81,6 +81,9 @@ def test_sightings_are_reviewed_on_their_frame_page(indexed: Path) -> None:
         "<dd>lobby</dd>", "<dd>lobby_2026-11-27_21-00-00.avi</dd>", " UTC", "1 of 1", "Back to Walker",
         f'src="/sightings/{sighting["sighting_id"]}/frame"', "Not this person"))
 
+    clip = client.get(f"/sightings/{sighting['sighting_id']}/clip")
+    assert clip.mimetype == "video/webm" and clip.data[:4] == b"\x1aE\xdf\xa3"
+
     review = f"/persons/{person_id}/sightings/{sighting['sighting_id']}/review"
     rejected = client.post(review, data={"csrf_token": token, "verdict": "reject", "next": f"/persons/{person_id}"})
     assert rejected.status_code == 303 and rejected.headers["Location"] == f"/persons/{person_id}"
