@@ -42,6 +42,13 @@ def index() -> ResponseReturnValue:
                            top_k=reid().settings.top_k, response=None)
 
 
+@bp.get("/search")
+@requires("viewer")
+def search_form() -> ResponseReturnValue:
+    """The address a search was posted to, opened again: the search form (results live at /searches/<id>)."""
+    return redirect(url_for("pages.index"), 303)
+
+
 @bp.post("/search")
 @requires("viewer")
 def search() -> ResponseReturnValue:

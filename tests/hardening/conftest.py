@@ -77,4 +77,5 @@ def seeded(client: FlaskClient) -> int:
         "name": "Existing", "notes": "the gallery is not empty",
         "images": [(io.BytesIO(good_jpeg(1, v)), f"existing_{v}.jpg") for v in range(2)]})
     assert response.status_code == 201, response.json
+    assert_still_serving(client)  # its still is stored, as every search's: the snapshots taken later hold it
     return response.json["person"]["id"]

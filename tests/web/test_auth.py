@@ -26,7 +26,8 @@ API = [("POST", "/api/persons", "operator"), ("GET", "/api/persons", "viewer"),
        ("DELETE", "/api/persons/1", "admin"), ("DELETE", "/api/images/1", "admin"),
        ("POST", "/api/search", "viewer"), ("GET", "/api/searches/1", "viewer"),
        ("POST", "/api/persons/1/sightings/1/review", "operator")]
-PAGES = [("GET", "/", "viewer"), ("POST", "/search", "viewer"), ("GET", "/persons", "viewer"),
+PAGES = [("GET", "/", "viewer"), ("GET", "/search", "viewer"), ("POST", "/search", "viewer"),
+         ("GET", "/persons", "viewer"),
          ("POST", "/persons", "operator"), ("GET", "/persons/1", "viewer"),
          ("POST", "/persons/1/images", "operator"), ("POST", "/persons/1/delete", "admin"),
          ("POST", "/images/1/delete", "admin"), ("GET", "/images/1", "viewer"),
@@ -34,6 +35,7 @@ PAGES = [("GET", "/", "viewer"), ("POST", "/search", "viewer"), ("GET", "/person
          ("GET", "/sightings/crops/1", "viewer"),
          ("GET", "/sightings/1/frame", "viewer"), ("GET", "/searches/1", "viewer"),
          ("GET", "/searches/1/still", "viewer"), ("GET", "/sightings/1", "viewer"),
+         ("GET", "/sightings/1/clip", "viewer"),
          ("POST", "/persons/1/sightings/1/review", "operator")]
 
 

@@ -90,6 +90,7 @@ def test_a_search_is_reopened_and_ranked_again_without_the_upload(client: FlaskC
     bad = client.get(f"{search_path}?threshold=2")
     assert bad.status_code == 400 and "between -1 and 1" in bad.get_data(as_text=True)
     assert client.get("/searches/999").status_code == 404
+    assert client.get("/search").headers["Location"] == "/"  # Enter in the address bar after a search
 
 
 def test_enroll_form_sent_twice_enrolls_once(client: FlaskClient) -> None:
