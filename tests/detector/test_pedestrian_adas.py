@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -50,7 +51,7 @@ def test_missing_network_names_the_path_and_the_setting(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("bad", [{"batch_size": 0}, {"nms_iou": 2.0}, {"max_stretch": 0.5},
-                                 {"crop_margin": -0.1}])
+                                 {"crop_margin": -0.1}, {"precision": "fp8"}])
 def test_bad_options_are_refused(bad: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         PedestrianAdasDetector(**bad)
@@ -101,3 +102,27 @@ def test_tiles_find_130_px_persons_on_a_full_hd_frame(adas: PedestrianAdasDetect
     assert (found.max(axis=0) >= 0.5).sum() >= 7, tiled  # whole frame: 130 px shrink to 46 px
     assert len(whole) < len(tiled)
     assert (found >= 0.3).sum(axis=0).max() == 1  # nobody, the cut one included, got two boxes
+
+
+@needs_crops
+def test_threads_detecting_at_once_get_their_own_boxes(adas: PedestrianAdasDetector) -> None:
+    crops = person_crops(4)
+    scene, _ = full_hd_street(crops)
+    images = [*crops, scene]  # the scene runs in tiles: several batches per call
+    alone = [[d.as_list() for d in adas.detect(image, 0.2)] for image in images]
+    with ThreadPoolExecutor(len(images)) as pool:
+        together = list(pool.map(lambda image: [d.as_list() for d in adas.detect(image, 0.2)], images * 2))
+    assert together == alone * 2
+
+
+@needs_crops
+def test_bf16_finds_the_boxes_f32_finds() -> None:
+    crops = person_crops(8)
+    scene, _ = full_hd_street(crops)
+    exact, fast = (PedestrianAdasDetector(precision=precision) for precision in ("f32", "bf16"))
+    for image in (*crops, scene):
+        want, got = exact.detect(image, 0.3), fast.detect(image, 0.3)
+        assert len(got) == len(want)
+        if want:
+            overlaps = iou_matrix(np.array([d.as_list() for d in want]), np.array([d.as_list() for d in got]))
+            assert overlaps.max(axis=1).min() >= 0.9
