@@ -1,15 +1,17 @@
 """Embedding speed and accuracy per runtime and test-time views: what each pass costs and buys.
 
 Usage: python -m benchmarks.embed_speed [--model DIR] [--runs 5] [--batch-sizes 1 64]
-       [--set DIR ...] [--report-set DIR ...] [--out bench-results/embed_speed.json]
+       [--set DIR ...] [--report-set DIR ...] [--no-accuracy] [--out bench-results/embed_speed.json]
 
 For each number of passes per crop (1: one centre crop; 2: the same and its mirror image;
 4: two centre crops standing for the training zoom, each with its mirror image, as the shipped
 model's metadata says), it measures crops/s at each batch size with TensorFlow (the Keras model)
-and with OpenVINO (the model directory's IR), in the same run, median of ``--runs``; and, with
-OpenVINO (whose outputs match TensorFlow's), rank-1 and mAP on each ``--set`` (default: the
-cross-domain sets of ../shared/data/multisource/val) and their mean, and on each ``--report-set``
-(default: cuhk03/val).
+and with OpenVINO (the model directory's IR) computing in float32 and in bfloat16, in the same
+run: ``--runs`` rounds, each timing every runtime in turn for at least a second, medians kept;
+also CPU milliseconds per crop (``time.process_time``, all threads), which the other work on
+a shared machine disturbs far less than wall time. With each OpenVINO precision it reports
+rank-1 and mAP on each ``--set`` (default: the cross-domain sets of ../shared/data/multisource/val)
+and their mean, and on each ``--report-set`` (default: cuhk03/val).
 Figures are printed and written as JSON.
 """
 
@@ -30,7 +32,7 @@ import numpy as np
 
 from embedder.base import Embedder
 from embedder.datasets import find_sets
-from embedder.evaluation.evaluate import EvaluationReport, evaluate_folders, mean_figures
+from embedder.evaluation.evaluate import evaluate_folders, mean_figures
 from embedder.metadata import ModelMetadata
 from embedder.registry import SHIPPED_MODEL_DIR
 from embedder.reid_model import MODEL_FILE, KerasEmbedder
@@ -39,33 +41,43 @@ from embedder.runtime_model import IR_FILE, RuntimeEmbedder, RuntimeInput
 log = logging.getLogger(__name__)
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 VIEWS = {1: ((0.89,), False), 2: ((0.89,), True), 4: ((0.94, 0.84), True)}
+OPENVINO_PRECISIONS = ("f32", "bf16")
 
 
-def crops_per_second(embedder: Embedder, batch: int, runs: int, min_seconds: float = 1.0) -> float:
-    """Return the median over ``runs`` of crops/s, each over repeated ``batch``-crop calls lasting ``min_seconds``."""
+def crops_per_second(embedders: dict[str, Embedder], batch: int, runs: int,
+                     min_seconds: float = 1.0) -> dict[str, dict[str, float]]:
+    """Return per embedder the medians over ``runs`` rounds of crops/s and CPU ms per crop, for
+    ``batch``-crop calls; each round times every embedder in turn for ``min_seconds``."""
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, size=(300, 110, 3), dtype=np.uint8) for _ in range(batch)]
-    embedder.embed(images)  # warm-up: traces or compiles the forward pass for this batch shape
-    figures = []
+    for embedder in embedders.values():
+        embedder.embed(images)  # warm-up: traces or compiles the forward pass for this batch shape
+    rates: dict[str, list[float]] = {name: [] for name in embedders}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in embedders}
     for _ in range(runs):
-        calls, started = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - started) < min_seconds or calls == 0:
-            embedder.embed(images)
-            calls += 1
-        figures.append(calls * batch / elapsed)
-    return statistics.median(figures)
+        for name, embedder in embedders.items():
+            calls, started, cpu = 0, time.perf_counter(), time.process_time()
+            while (elapsed := time.perf_counter() - started) < min_seconds or calls == 0:
+                embedder.embed(images)
+                calls += 1
+            rates[name].append(calls * batch / elapsed)
+            cpu_ms[name].append((time.process_time() - cpu) * 1000 / (calls * batch))
+    return {name: {"crops_per_s": round(statistics.median(rates[name]), 1),
+                   "cpu_ms_per_crop": round(statistics.median(cpu_ms[name]), 2)} for name in embedders}
 
 
 def variants(model_dir: Path, passes: int) -> dict[str, Embedder]:
-    """Return the TensorFlow and OpenVINO embedders of ``model_dir`` with ``passes`` passes per crop."""
+    """Return the TensorFlow and OpenVINO (f32, bf16) embedders of ``model_dir`` with ``passes`` passes per crop."""
     metadata = ModelMetadata.load(model_dir)
     crops, flip = VIEWS[passes]
     viewed = dataclasses.replace(metadata, center_crops=crops, flip_average=flip,
                                  model_id=f"{metadata.model_id}-{passes}pass")
     model = keras.saving.load_model(metadata.verified(model_dir, MODEL_FILE), compile=False)
+    runtime = RuntimeInput.from_dict(metadata.runtime)
     return {"tensorflow": KerasEmbedder(model, viewed, batch_size=64),
-            "openvino": RuntimeEmbedder(model_dir / IR_FILE, viewed, RuntimeInput.from_dict(metadata.runtime),
-                                        batch_size=64)}
+            **{f"openvino-{precision}": RuntimeEmbedder(model_dir / IR_FILE, viewed, runtime, batch_size=64,
+                                                        precision=precision)
+               for precision in OPENVINO_PRECISIONS}}
 
 
 def main() -> None:
@@ -79,6 +91,7 @@ def main() -> None:
                         help="set or folder of sets averaged [default: ../shared/data/multisource/val]")
     parser.add_argument("--report-set", dest="report_sets", type=Path, action="append",
                         help="set reported apart [default: ../shared/data/cuhk03/val]")
+    parser.add_argument("--no-accuracy", dest="accuracy", action="store_false", help="measure speed only")
     parser.add_argument("--out", type=Path, default=Path("bench-results/embed_speed.json"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -92,26 +105,28 @@ def main() -> None:
     results = []
     for passes in args.passes:
         embedders = variants(args.model, passes)
-        row: dict = {"passes": passes, "crops_per_s": {
-            runtime: {str(batch): crops_per_second(embedder, batch, args.runs) for batch in args.batch_sizes}
-            for runtime, embedder in embedders.items()}}
-        def evaluate(folders: list[Path], embedder: Embedder = embedders["openvino"]) -> list[EvaluationReport]:
-            return [evaluate_folders(embedder, folder / "query", folder / "gallery", 0.5, progress=False)
-                    for folder in folders]
-
-        averaged, apart = evaluate(sets), evaluate(report_sets)
-        row["sets"] = {str(report.query_dir.parent): {"rank1": report.rank1, "mAP": report.mAP}
-                       for report in (*averaged, *apart)}
-        if averaged:
-            row["mean"] = mean_figures(averaged)
+        speed = {str(batch): crops_per_second(embedders, batch, args.runs) for batch in args.batch_sizes}
+        row: dict = {"passes": passes, "load_average": os.getloadavg(), "speed": speed, "accuracy": {}}
+        lines = [f"{passes} pass(es), load {os.getloadavg()[0]:.1f}:"]
+        for batch, by_runtime in speed.items():
+            lines.append(f"  batch {batch}: " + "  ".join(
+                f"{name} {figures['crops_per_s']:.1f} crops/s ({figures['cpu_ms_per_crop']:.1f} CPU ms)"
+                for name, figures in by_runtime.items()))
+        for precision in OPENVINO_PRECISIONS if args.accuracy else ():
+            name = f"openvino-{precision}"
+            averaged, apart = (
+                [evaluate_folders(embedders[name], folder / "query", folder / "gallery", 0.5, progress=False)
+                 for folder in folders] for folders in (sets, report_sets))
+            figures: dict = {str(report.query_dir.parent): {"rank1": report.rank1, "mAP": report.mAP}
+                             for report in (*averaged, *apart)}
+            if averaged:
+                figures["mean"] = {key: mean_figures(averaged)[key] for key in ("rank1", "mAP")}
+            row["accuracy"][name] = figures
+            lines.append(f"  {name} rank-1/mAP: " + "  ".join(
+                f"{Path(set_dir).name} {values['rank1']:.3f}/{values['mAP']:.3f}"
+                for set_dir, values in figures.items()))
         results.append(row)
-        speed = "  ".join(f"{runtime} b{batch} {value:.1f}/s" for runtime, by_batch in row["crops_per_s"].items()
-                          for batch, value in by_batch.items())
-        accuracy = "  ".join(f"{Path(name).name} {figures['rank1']:.3f}/{figures['mAP']:.3f}"
-                             for name, figures in row["sets"].items())
-        if "mean" in row:
-            accuracy += f"  mean {row['mean']['rank1']:.3f}/{row['mean']['mAP']:.3f}"
-        print(f"{passes} pass(es): {speed}  |  {accuracy}", flush=True)
+        print("\n".join(lines), flush=True)
 
     report = {"model": str(args.model), "machine": platform.platform(), "cpus": os.cpu_count(),
               "load_average": os.getloadavg(), "results": results}

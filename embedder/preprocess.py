@@ -1,4 +1,4 @@
-"""Turning BGR crops into a model's input batch, shared by every Keras embedder."""
+"""Turning BGR crops into a model's input batch, shared by the Keras and OpenVINO embedders."""
 
 from __future__ import annotations
 
@@ -13,8 +13,14 @@ from base.images import BGRImage
 
 def to_model_input(images: Sequence[BGRImage], size: tuple[int, int],
                    center_crop: float = 1.0) -> NDArray[np.float32]:
+    """Return ``resized_batch`` as RGB floats in 0..255: an (N, height, width, 3) float32 array."""
+    return resized_batch(images, size, center_crop)[..., ::-1].astype(np.float32)
+
+
+def resized_batch(images: Sequence[BGRImage], size: tuple[int, int],
+                  center_crop: float = 1.0) -> NDArray[np.uint8]:
     """Keep the central ``center_crop`` of each BGR uint8 image's height and width, resize it
-    (bilinear) and stack the results as RGB floats in 0..255.
+    (bilinear) and stack the results.
 
     Args:
         images: (H, W, 3) uint8 BGR arrays of any sizes.
@@ -22,7 +28,7 @@ def to_model_input(images: Sequence[BGRImage], size: tuple[int, int],
         center_crop: the fraction of each side kept, in (0, 1]; 1 keeps the whole image.
 
     Returns:
-        An (N, height, width, 3) float32 RGB array with values in 0..255.
+        An (N, height, width, 3) uint8 BGR array.
     """
     if not 0.0 < center_crop <= 1.0:
         raise ValueError(f"center_crop must lie in (0, 1], got {center_crop}")
@@ -35,7 +41,7 @@ def to_model_input(images: Sequence[BGRImage], size: tuple[int, int],
             batch[i] = image
         else:
             batch[i] = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-    return batch[..., ::-1].astype(np.float32)
+    return batch
 
 
 def central_window(image: BGRImage, fraction: float) -> BGRImage:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,15 +20,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from base.images import BGRImage
+from base.inference import check_precision, cpu_precision
 from embedder.base import Embedder
 from embedder.metadata import METADATA_FILE, ModelMetadata
-from embedder.preprocess import to_model_input
+from embedder.preprocess import resized_batch
 
 log = logging.getLogger(__name__)
 
 NETWORK_SUFFIXES = (".xml", ".onnx")
 IR_FILE = "model.xml"
 IR_WEIGHTS_FILE = "model.bin"
+REQUEST_IMAGES = 8  # images per inference request: small enough to stay in cache, to share out among streams
 
 
 @dataclass(frozen=True)
@@ -60,13 +63,22 @@ class RuntimeInput:
         """Return the entry as JSON-ready values."""
         return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
 
-    def apply(self, rgb: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Map an (N, H, W, 3) RGB 0..255 batch to the network's input."""
-        pixels = rgb[..., ::-1] if self.channels == "BGR" else rgb
-        mapped = (pixels * self.scale - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        if self.layout == "NCHW":
-            mapped = mapped.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(mapped, dtype=np.float32)
+    def built_into(self, model: Any) -> Any:
+        """Return the OpenVINO ``model`` taking (N, H, W, 3) uint8 BGR batches, mapped to its input in-graph."""
+        import openvino as ov
+
+        processor = ov.preprocess.PrePostProcessor(model)
+        processor.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+        processor.input().model().set_layout(ov.Layout(self.layout))
+        steps = processor.input().preprocess().convert_element_type(ov.Type.f32)
+        if self.channels == "RGB":
+            steps.reverse_channels()
+        # (pixel * scale - mean) / std == (pixel - mean / scale) / (std / scale)
+        if any(self.mean):
+            steps.mean([value / self.scale for value in self.mean])
+        if self.scale != 1.0 or self.std != (1.0, 1.0, 1.0):
+            steps.scale([value / self.scale for value in self.std])
+        return processor.build()
 
 
 def network_file(path: Path) -> Path:
@@ -96,20 +108,25 @@ def file_digest(path: Path, length: int = 12) -> str:
 
 
 class RuntimeEmbedder(Embedder):
-    """Embeds person crops with an OpenVINO-compiled network, ``batch_size`` crops per request.
+    """Embeds person crops with an OpenVINO-compiled network, ``batch_size`` crops per call.
 
     Each image's embedding sums the outputs for its ``metadata.center_crops`` views (and their
-    mirror images with ``flip_average``), as ``KerasEmbedder`` does.
+    mirror images with ``flip_average``), as ``KerasEmbedder`` does. The views of a call go to
+    the network as one uint8 batch (the pixel mapping runs in the compiled graph), split over
+    the runtime's parallel streams; calls from several threads take turns.
     """
 
     metadata: ModelMetadata
 
     def __init__(self, network: Path, metadata: ModelMetadata, runtime: RuntimeInput,
-                 batch_size: int = 32, threads: int | None = None) -> None:
+                 batch_size: int = 32, threads: int | None = None, precision: str = "auto") -> None:
         """Describe the network; it is read and compiled on first use.
 
+        Args:
+            precision: ``f32``, ``bf16``, or ``auto``: bf16 where the CPU computes it natively.
+
         Raises:
-            ValueError: ``batch_size`` is not positive.
+            ValueError: ``batch_size`` is not positive or ``precision`` is none of those.
         """
         super().__init__()
         if batch_size < 1:
@@ -123,10 +140,14 @@ class RuntimeEmbedder(Embedder):
         self.input_size = (height, width)
         self.batch_size = batch_size
         self.threads = threads
-        self._compiled: Any = None
+        self.precision = check_precision(precision)
+        self._requests: Any = None  # an openvino.AsyncInferQueue, one request per stream
+        self._outputs: list[NDArray[np.float32]] = []  # the current call's, by part
+        self._infer_lock = threading.Lock()
 
     def _load(self) -> None:
-        """Check the recorded digests, read the network, give it a dynamic batch size and compile it.
+        """Check the recorded digests, read the network, give it uint8 input and a dynamic batch size,
+        and compile it for throughput: one inference request per stream.
 
         Raises:
             IntegrityError: a network file differs from the one its metadata records.
@@ -141,12 +162,15 @@ class RuntimeEmbedder(Embedder):
         shape = model.input(0).get_partial_shape()
         shape[0] = -1
         model.reshape({model.input(0): shape})
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT" if self.batch_size > 1 else "LATENCY",
-                                  "INFERENCE_PRECISION_HINT": "f32"}  # CPUs with bf16 would default to it
+        precision = cpu_precision(core, self.precision)
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_PRECISION_HINT": precision}
         if self.threads is not None:
             config["INFERENCE_NUM_THREADS"] = self.threads
-        self._compiled = core.compile_model(model, "CPU", config)
-        log.info("compiled %s (%s) with OpenVINO", self.model_id, self.network)
+        compiled = core.compile_model(self.runtime.built_into(model), "CPU", config)
+        self._requests = ov.AsyncInferQueue(compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        self._requests.set_callback(self._keep_output)
+        log.info("compiled %s (%s) with OpenVINO: %s, %d streams", self.model_id, self.network,
+                 precision, len(self._requests))
 
     def _embed(self, images: Sequence[BGRImage]) -> NDArray[np.float32]:
         """Return the raw (N, dim) embeddings of ``images``, ``batch_size`` at a time."""
@@ -155,19 +179,30 @@ class RuntimeEmbedder(Embedder):
 
     def _embed_views(self, batch: Sequence[BGRImage]) -> NDArray[np.float32]:
         """Return the sum of the network's outputs over each view of ``batch``."""
-        views = [to_model_input(batch, self.input_size, crop) for crop in self.metadata.center_crops]
+        views = [resized_batch(batch, self.input_size, crop) for crop in self.metadata.center_crops]
         if self.metadata.flip_average:
             views += [pixels[:, :, ::-1] for pixels in views]
-        outputs = self._infer(self.runtime.apply(np.concatenate(views)))  # one request for all views
+        outputs = self._infer(np.concatenate(views))  # one call for all views
         return outputs.reshape(len(views), len(batch), -1).sum(axis=0)
 
-    def _infer(self, inputs: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Run the compiled network on one prepared batch; return its (N, dim) output."""
-        output = self._compiled(inputs)[self._compiled.output(0)]
-        return np.asarray(output, dtype=np.float32).reshape(len(inputs), -1)
+    def _infer(self, pixels: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """Run the network on an (N, H, W, 3) uint8 BGR batch, in requests of at most ``REQUEST_IMAGES``
+        images (at least one per stream) handed to whichever stream is free; return the (N, dim) output."""
+        parts = np.array_split(pixels, max(-(-len(pixels) // REQUEST_IMAGES), min(len(self._requests), len(pixels))))
+        with self._infer_lock:
+            self._outputs = [np.empty(0, np.float32)] * len(parts)
+            for i, part in enumerate(parts):
+                self._requests.start_async({0: part}, i)
+            self._requests.wait_all()
+            return np.concatenate(self._outputs).reshape(len(pixels), -1)
+
+    def _keep_output(self, request: Any, part: int) -> None:
+        """Keep a copy of a finished request's output as part ``part`` of the call's."""
+        self._outputs[part] = np.array(request.get_output_tensor(0).data, dtype=np.float32)
 
 
-def load_runtime_embedder(path: Path, batch_size: int = 32, threads: int | None = None) -> RuntimeEmbedder:
+def load_runtime_embedder(path: Path, batch_size: int = 32, threads: int | None = None,
+                          precision: str = "auto") -> RuntimeEmbedder:
     """Build the embedder for a runtime model: a directory with metadata, or a known third-party network.
 
     Raises:
@@ -183,4 +218,5 @@ def load_runtime_embedder(path: Path, batch_size: int = 32, threads: int | None 
         runtime = RuntimeInput.from_dict(metadata.runtime)
     else:
         metadata, runtime = third_party_metadata(network, file_digest(network))
-    return RuntimeEmbedder(network, metadata, runtime, batch_size=batch_size, threads=threads)
+    return RuntimeEmbedder(network, metadata, runtime, batch_size=batch_size, threads=threads,
+                           precision=precision)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from embedder.metadata import ModelMetadata
-from embedder.registry import build_embedder
+from embedder.registry import SHIPPED_MODEL_DIR, build_embedder
 from embedder.runtime_model import RuntimeEmbedder, RuntimeInput, load_runtime_embedder
 from tests.embedder.teacher_reference import (
     REFERENCE_FILE,
@@ -57,7 +58,8 @@ def images() -> list[np.ndarray]:
 @pytest.mark.parametrize("runtime", [RUNTIME, RuntimeInput()], ids=["BGR-NCHW-normalised", "RGB-NHWC-raw"])
 def test_a_generated_network_embeds_as_numpy_computes(tmp_path: Path, images: list[np.ndarray],
                                                       runtime: RuntimeInput) -> None:
-    embedder = build_embedder(str(write_pooling_network(tmp_path / "model", runtime)), batch_size=2)
+    embedder = build_embedder(str(write_pooling_network(tmp_path / "model", runtime)), batch_size=2,
+                              precision="f32")
     assert isinstance(embedder, RuntimeEmbedder) and embedder.dim == 4 and embedder.model_id == "pooling-test"
     vectors = embedder.embed(images)  # batches of 2: the network's batch size of 1 was made dynamic
     assert vectors.shape == (5, 4) and vectors.dtype == np.float32
@@ -70,7 +72,7 @@ def test_views_and_flip_sum_the_networks_outputs(tmp_path: Path, images: list[np
     metadata = ModelMetadata.load(folder)
     metadata.center_crops, metadata.flip_average = (1.0, 0.5), True
     metadata.save(folder)
-    vectors = load_runtime_embedder(folder).embed(images)
+    vectors = load_runtime_embedder(folder, precision="f32").embed(images)
     for image, vector in zip(images, vectors, strict=True):
         rows, cols = image.shape[:2]
         centre = image[round(rows / 4):rows - round(rows / 4), round(cols / 4):cols - round(cols / 4)]
@@ -89,6 +91,8 @@ def raw_output(image: np.ndarray) -> np.ndarray:
 def test_bad_runtime_models_are_refused_clearly(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="channels must be RGB or BGR"):
         RuntimeInput(channels="RGBA")
+    with pytest.raises(ValueError, match="precision must be one of auto, f32, bf16"):
+        load_runtime_embedder(write_pooling_network(tmp_path / "model"), precision="int4")
     (tmp_path / "empty").mkdir()
     with pytest.raises(KeyError, match="unknown embedder"):
         build_embedder(str(tmp_path / "empty"))
@@ -102,7 +106,24 @@ def test_bad_runtime_models_are_refused_clearly(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", sorted(TEACHERS))
 def test_shared_teachers_match_their_reference_runtimes(name: str) -> None:
     recorded = json.loads(REFERENCE_FILE.read_text())[name]
-    embedder = build_embedder(str(TEACHERS_ROOT / TEACHERS[name]))
+    embedder = build_embedder(str(TEACHERS_ROOT / TEACHERS[name]), precision="f32")
     vector = embedder.embed([fixed_person_image()])[0]
     assert embedder.dim == recorded["dim"] and embedder.metadata.license in ("Apache-2.0", "MIT")
     np.testing.assert_allclose(vector[:len(recorded["head"])], recorded["head"], atol=2e-3)
+
+
+def test_the_shipped_model_in_bf16_agrees_with_f32(images: list[np.ndarray]) -> None:
+    crops = [fixed_person_image(), *images]
+    exact = build_embedder(str(SHIPPED_MODEL_DIR), precision="f32").embed(crops)
+    fast = build_embedder(str(SHIPPED_MODEL_DIR), precision="bf16").embed(crops)
+    assert np.min(np.sum(exact * fast, axis=1)) >= 0.995  # measured: 0.9987 to 0.9999
+
+
+def test_threads_embedding_at_once_get_their_own_vectors(images: list[np.ndarray]) -> None:
+    embedder = build_embedder(str(SHIPPED_MODEL_DIR), batch_size=64, precision="f32")
+    batches = [[images[i % len(images)]] * (1 + 3 * i) for i in range(8)]  # 1 to 22 crops, 4 views each
+    alone = [embedder.embed(batch) for batch in batches]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(embedder.embed, batches))
+    for one, other in zip(alone, together, strict=True):
+        np.testing.assert_allclose(other, one, atol=1e-5)
