@@ -22,7 +22,11 @@ Definitions, per video:
   is the majority identity of two or more tracks (a person leaving the view and coming back
   is split too). *Visible* identities have a box >= 50 px tall in some sampled frame.
 - Real-time factor: video duration / analysis wall time, with the models loaded and warmed
-  up; the median of ``--runs`` runs.
+  up; the median of ``--runs`` runs. The CPU real-time factor divides by the process's CPU
+  seconds (all threads) instead: what one free core would manage, much less sensitive to other
+  work on the machine. Time per stage (``footage.stages``: decode, motion, detect, embed,
+  track), wall and CPU, medians of the runs; *store* is recording the analysis in a gallery
+  (content hash, SQL, crops, index), timed once in the footage search below.
 
 - Footage search, per ground-truth identity: the query is its box in the first frame where
   it is at least 50 px tall and wholly inside the frame. The analysis is stored in a
@@ -65,6 +69,7 @@ from embedder.registry import build_embedder, default_embedder_spec
 from footage.analysis import Observation, VideoAnalysis, analyse_video
 from footage.sampling import read_frame, sample_indices
 from footage.settings import FootageSettings
+from footage.stages import STAGES
 
 PROJECT = Path(__file__).resolve().parents[1]
 VIDEOS = (("pets09-s2l1.avi", "pets09-s2l1.gt.txt"), ("tud-campus.mp4", "tud-campus.gt.txt"))
@@ -244,8 +249,10 @@ def search_figures(analysis: VideoAnalysis, truth: GroundTruth, embedder: Embedd
         gallery = Gallery(Path(tmp), embedder, WholeImageDetector(), link_threshold=threshold,
                           sightings_per_query=100)
         with make_session_factory(engine)() as session:
+            wall, cpu = time.perf_counter(), time.process_time()
             gallery.sightings.record(session, analysis, camera="bench",
                                      sha256=content_hash(Path(analysis.path)), recorded_start=start)
+            store = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
             for person, (index, (x, y, w, h)) in sorted(queries.items()):
                 crop = read_frame(Path(analysis.path), index)[int(y):int(y + h), int(x):int(x + w)]
                 hits = gallery.search(session, crop, top_k=1, threshold=min(outcomes)).results[0].sightings
@@ -257,7 +264,8 @@ def search_figures(analysis: VideoAnalysis, truth: GroundTruth, embedder: Embedd
                     outcome.add(len(covered) / len(frames_of[person]),
                                 [owner.get(span) == person for span in spans])
         engine.dispose()
-    figures = {"identities_queried": len(queries), **outcomes[threshold].summary(threshold)}
+    figures = {"identities_queried": len(queries), **outcomes[threshold].summary(threshold),
+               "store_seconds": {k: round(v, 4) for k, v in store.items()}}
     if other_thresholds:
         figures["other_thresholds"] = [outcomes[t].summary(t) for t in other_thresholds]
     return figures
@@ -282,6 +290,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tile-size", type=int, default=None,
                         help="detector tile width in pixels [default: the detector's own]")
     parser.add_argument("--scale", type=int, default=1, help="upscale the videos this many times")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="OpenVINO threads per model [default: all cores]; 1 as in each of "
+                             "`reid index-footage`'s one-per-core workers")
     return parser.parse_args()
 
 
@@ -332,10 +343,11 @@ def settings_from(overrides: list[str]) -> FootageSettings:
     return dataclasses.replace(defaults, **changes)
 
 
-def load_models(embedder_spec: str, detector: str = DEFAULT_DETECTOR,
-                tile_size: int | None = None) -> tuple[Detector, Embedder]:
-    """Return the detector named ``detector`` and the embedder named ``embedder_spec``."""
-    return build_detector(detector, tile_size=tile_size), build_embedder(embedder_spec)
+def load_models(embedder_spec: str, detector: str = DEFAULT_DETECTOR, tile_size: int | None = None,
+                threads: int | None = None) -> tuple[Detector, Embedder]:
+    """Return the detector named ``detector`` and the embedder named ``embedder_spec``, ``threads`` each if given."""
+    options = {} if threads is None else {"threads": threads}
+    return build_detector(detector, tile_size=tile_size, **options), build_embedder(embedder_spec, **options)
 
 
 def main() -> None:
@@ -349,7 +361,7 @@ def main() -> None:
         import tempfile
 
         footage = upscaled_footage(footage, args.scale, Path(tempfile.mkdtemp(prefix="footage-x")))
-    detector, embedder = load_models(args.model, args.detector, args.tile_size)
+    detector, embedder = load_models(args.model, args.detector, args.tile_size, args.threads)
     detector.detect(np.zeros((360, 480, 3), dtype=np.uint8))  # load and warm up both models
     embedder.embed([np.zeros((128, 64, 3), dtype=np.uint8)])
     measures = {**FIGURES, "search": functools.partial(search_figures, embedder=embedder,
@@ -371,9 +383,16 @@ def main() -> None:
             "detections": analysis.detections, "crops_kept": analysis.crops_kept,
             "crops_dropped": analysis.crops_dropped,
             "realtime_factor": round(statistics.median(r.realtime_factor for r in runs), 2),
+            "cpu_realtime_factor": round(statistics.median(r.cpu_realtime_factor for r in runs), 2),
             "seconds_runs": [round(r.seconds, 3) for r in runs],
+            "cpu_seconds_runs": [round(r.cpu_seconds, 3) for r in runs],
+            "stages": {stage: {"wall_s": round(statistics.median(r.stage_seconds[stage] for r in runs), 4),
+                               "cpu_s": round(statistics.median(r.stage_cpu_seconds[stage] for r in runs), 4)}
+                       for stage in STAGES},
+            "load_average_1m": round(os.getloadavg()[0], 2),
         }
         row.update({name: figures(analysis, truth) for name, figures in measures.items()})
+        row["stages"]["store"] = row["search"].pop("store_seconds")
         rows.append(row)
     print_table(rows, [name for name in measures if name not in {"detection", "tracks"}])
     results = {
@@ -405,6 +424,9 @@ def print_table(rows: list[dict[str, Any]], extra_figures: Sequence[str]) -> Non
               f"{t['tracks']:>7}{t['identities_found']:>4}/{t['identities_visible']:<3}"
               f"{t['identities_split']:>6}{t['tracks_mixed']:>6}{t['tracks_unmatched']:>10}"
               f"{row['realtime_factor']:>6.1f}x")
+        stages = "  ".join(f"{stage} {t['wall_s']:.2f}/{t['cpu_s']:.2f}" for stage, t in row["stages"].items())
+        print(f"  seconds per stage, wall/CPU: {stages}; CPU real-time factor {row['cpu_realtime_factor']:.1f}x"
+              f" (load {row['load_average_1m']})")
         for name in extra_figures:
             print(f"  {name}: {row[name]}")
 

@@ -34,6 +34,7 @@ from footage.motion import MotionMeter, needs_analysis
 from footage.quality import CropQuality, gate, measure
 from footage.sampling import probe_video, read_frames
 from footage.settings import FootageSettings
+from footage.stages import StageClock
 from footage.tracking import Track, Tracker
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,8 @@ class VideoAnalysis:
         tracks: the kept tracks, by start frame.
         observations: every kept detection, by frame.
         seconds: wall time of the analysis, models loaded beforehand.
+        cpu_seconds: CPU time of the process (all its threads) over the analysis.
+        stage_seconds, stage_cpu_seconds: wall and CPU seconds per stage (``footage.stages.STAGES``).
     """
 
     path: str
@@ -161,11 +164,19 @@ class VideoAnalysis:
     tracks: tuple[FootageTrack, ...]
     observations: tuple[Observation, ...]
     seconds: float
+    cpu_seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def realtime_factor(self) -> float:
         """Return seconds of video analysed per second of work."""
         return self.duration_s / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def cpu_realtime_factor(self) -> float:
+        """Return seconds of video analysed per CPU second: the real-time factor of one free core."""
+        return self.duration_s / self.cpu_seconds if self.cpu_seconds > 0 else float("inf")
 
 
 @dataclass(slots=True)
@@ -249,11 +260,12 @@ def analyse_video(path: Path, settings: FootageSettings, detector: Detector, emb
     info = probe_video(path)
     detector.load()
     embedder.load()
-    started = time.perf_counter()
-    work = _VideoWork(settings, info.fps, embedder)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    clock = StageClock()
+    work = _VideoWork(settings, info.fps, embedder, clock)
     meter = MotionMeter(settings.motion_width)
     frames_read = reported = 0
-    for index, frame in read_frames(path, info.fps, settings.analysis_fps):
+    for index, frame in clock.timed(read_frames(path, info.fps, settings.analysis_fps), "decode"):
         frames_read = index + 1
         if progress is not None and frames_read - reported >= PROGRESS_EVERY:
             progress(frames_read - reported)
@@ -261,17 +273,24 @@ def analyse_video(path: Path, settings: FootageSettings, detector: Detector, emb
         if frame is None:
             continue
         work.frames_sampled += 1
-        moving = meter.moving_fraction(frame)
+        with clock.stage("motion"):
+            moving = meter.moving_fraction(frame)
         if needs_analysis(moving, settings.motion_threshold,
                           work.tracker.seconds_since_seen(index), settings.motion_hold_s):
             tiles = work.frames_analysed % settings.tile_every == 0
             work.frames_analysed += 1
-            work.add_frame(index, frame, detector.detect(frame, settings.track_min_score, tiles=tiles))
+            with clock.stage("detect"):
+                found = detector.detect(frame, settings.track_min_score, tiles=tiles)
+            with clock.stage("track"):
+                work.add_frame(index, frame, found)
         else:
             work.frames_static += 1
-        work.finish(*work.tracker.pop_finished(index))
-    work.finish(*work.tracker.pop_finished())
-    tracks, observations = work.summarise()
+        with clock.stage("track"):
+            work.finish(*work.tracker.pop_finished(index))
+    with clock.stage("track"):
+        work.finish(*work.tracker.pop_finished())
+        tracks, observations = work.summarise()
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     if progress is not None and frames_read > reported:
         progress(frames_read - reported)
     analysis = VideoAnalysis(
@@ -284,7 +303,8 @@ def analyse_video(path: Path, settings: FootageSettings, detector: Detector, emb
         crops_kept=len(observations), crops_dropped=dict(sorted(work.dropped.items())),
         tracks_dropped_short=work.tracks_dropped_short,
         tracks_dropped_no_crop=work.tracks_dropped_no_crop, tracks=tracks,
-        observations=observations, seconds=time.perf_counter() - started)
+        observations=observations, seconds=seconds, cpu_seconds=cpu_seconds,
+        stage_seconds=clock.wall, stage_cpu_seconds=clock.cpu)
     log.info("%s: %d frames, %d analysed, %d static, %d tracks in %.1f s (%.1fx real time)",
              path.name, frames_read, analysis.frames_analysed, analysis.frames_static,
              len(tracks), analysis.seconds, analysis.realtime_factor)
@@ -294,10 +314,12 @@ def analyse_video(path: Path, settings: FootageSettings, detector: Detector, emb
 class _VideoWork:
     """The running state of one video's analysis."""
 
-    def __init__(self, settings: FootageSettings, fps: float, embedder: Embedder) -> None:
+    def __init__(self, settings: FootageSettings, fps: float, embedder: Embedder,
+                 clock: StageClock) -> None:
         self.settings = settings
         self.fps = fps
         self.embedder = embedder
+        self.clock = clock
         self.tracker = Tracker(
             fps, min_overlap=settings.track_min_overlap,
             min_similarity=settings.track_min_similarity,
@@ -365,7 +387,8 @@ class _VideoWork:
 
     def _embed_waiting(self) -> None:
         """Embed the members of all waiting tracks in one call and summarise those tracks."""
-        vectors = self.embedder.embed([c.crop for f in self.waiting for c in f.members])
+        with self.clock.stage("embed"):
+            vectors = self.embedder.embed([c.crop for f in self.waiting for c in f.members])
         start = 0
         for finished in self.waiting:
             embeddings = vectors[start:start + len(finished.members)]

@@ -36,8 +36,9 @@ def plain(value: Any) -> Any:
 
 
 def without_timing(analysis: VideoAnalysis) -> dict[str, Any]:
-    """Return the analysis as plain data, without its wall time."""
-    return {k: v for k, v in plain(analysis).items() if k != "seconds"}
+    """Return the analysis as plain data, without its wall and CPU times."""
+    timing = {"seconds", "cpu_seconds", "stage_seconds", "stage_cpu_seconds"}
+    return {k: v for k, v in plain(analysis).items() if k not in timing}
 
 
 @pytest.fixture
