@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,11 +38,27 @@ SEARCH_RETENTION = timedelta(days=7)  # how long a stored search is kept by defa
 
 
 class SavedSearches:
-    """Stored searches: a row each, the still as a file under ``data_dir/searches``."""
+    """Stored searches: a row each, the still as a file under ``data_dir/searches``.
+
+    The processes sharing the data directory write and delete the stills under an exclusive
+    lock on ``searches.lock``, so none removes a file another has written but not yet committed.
+    """
 
     def __init__(self, data_dir: Path, retention: timedelta = SEARCH_RETENTION) -> None:
         self.store = ImageStore(Path(data_dir) / "searches")
         self.retention = retention
+        self._lock_path = Path(data_dir) / "searches.lock"
+
+    @contextlib.contextmanager
+    def _files_held(self) -> Iterator[None]:
+        """Hold the exclusive lock on the stills (between threads and processes alike: one open file each)."""
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     @property
     def retention_days(self) -> float:
@@ -50,7 +69,7 @@ class SavedSearches:
              detector_id: str, actor: str) -> SavedSearch:
         """Store the still and its queries, audited as ``save_search``, and commit."""
         boxes = [None if d is None else [d.x, d.y, d.w, d.h, round(d.score, 4)] for d in queries.boxes]
-        with self.store.staged(session.rollback) as put:
+        with self._files_held(), self.store.staged(session.rollback) as put:
             row = SavedSearch(sha256=still.sha256, stored_path=put(still.upload.data, still.sha256, still.extension),
                               width=still.width, height=still.height, detector_id=detector_id,
                               model_id=model_id, dim=int(queries.vectors.shape[1]),
@@ -94,9 +113,15 @@ class SavedSearches:
     def remove_files(self, session: Session, paths: Iterable[str]) -> int:
         """After the commit: delete those of ``paths`` no search refers to any more; return how many."""
         paths = set(paths)
-        still_used = set(session.scalars(sa.select(SavedSearch.stored_path)
-                                         .where(SavedSearch.stored_path.in_(paths))))
-        return sum(self.store.remove(path) for path in sorted(paths - still_used))
+        with self._files_held():
+            still_used = set(session.scalars(sa.select(SavedSearch.stored_path)
+                                             .where(SavedSearch.stored_path.in_(paths))))
+            return sum(self.store.remove(path) for path in sorted(paths - still_used))
+
+    def remove_orphan_files(self, session: Session) -> int:
+        """Delete the stills no search refers to (left by a process killed before its commit); return how many."""
+        with self._files_held():
+            return self.store.remove_unreferenced(set(session.scalars(sa.select(SavedSearch.stored_path))))
 
     def purge(self, session: Session, now: datetime | None = None, *, actor: str = audit.SYSTEM) -> int:
         """Delete the searches older than the retention period with their stills, audited; return how many."""

@@ -223,6 +223,7 @@ def warm_up(app: Flask) -> None:
     with state.sessions() as session:
         gallery.remove_orphan_files(session)
         gallery.sightings.remove_orphan_crops(session)
+        gallery.searches.remove_orphan_files(session)
         vectors, sightings = len(gallery.index(session)), len(gallery.sightings.index(session))
     log.info("worker %d ready: model %s, %d image and %d sighting vectors indexed",
              os.getpid(), gallery.embedder.model_id, vectors, sightings)

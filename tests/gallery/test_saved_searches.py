@@ -110,3 +110,15 @@ def test_an_enrollment_repeated_with_its_key_enrolls_nobody(session: Session, da
     assert gallery.enroll(session, "Ines", [still(3, 0)], idempotency_key="form-8b2c").id != first.id
     with pytest.raises(InvalidInput, match="an idempotency key is 1 to 64"):
         gallery.enroll(session, "Ines", [still(3, 0)], idempotency_key="no spaces")
+
+
+def test_stills_left_by_a_killed_save_are_removed(session: Session, data_dir: Path) -> None:
+    gallery = make_gallery(data_dir)
+    kept = gallery.save_search(session, checked(still(1, 0)))
+    stray = gallery.searches.store.root / "ab" / "ab12.jpg"  # written, never committed
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"x")
+    (stray.parent / "tmpk1ll3d.tmp").write_bytes(b"x")
+    assert gallery.searches.remove_orphan_files(session) == 2
+    assert [p.name for p in gallery.searches.store.root.rglob("*") if p.is_file()] == [
+        Path(session.get(SavedSearch, kept).stored_path).name]
