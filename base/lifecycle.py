@@ -22,6 +22,13 @@ class LazyModel(abc.ABC):
                 self._load()
                 self._loaded = True
 
+    def limit_threads(self, threads: int) -> None:  # noqa: B027 (a hook most models leave empty)
+        """Compute with at most ``threads`` CPU threads, if the model's runtime is told so at load.
+
+        Call it before ``load``; models whose runtime reads its thread count elsewhere (TensorFlow:
+        the environment) ignore it.
+        """
+
     @abc.abstractmethod
     def _load(self) -> None:
         """Load the model into memory."""

@@ -121,6 +121,10 @@ class PedestrianAdasDetector(Detector):
         self._compiled: Any = None
         self._infer_lock = threading.Lock()  # the compiled model's own request serves one call at a time
 
+    def limit_threads(self, threads: int) -> None:
+        """Have OpenVINO compute with ``threads`` CPU threads (read at load)."""
+        self.threads = threads
+
     def _load(self) -> None:
         """Read the IR, give it a dynamic batch, compile it for the CPU in ``precision``."""
         import openvino as ov

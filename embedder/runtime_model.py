@@ -145,6 +145,10 @@ class RuntimeEmbedder(Embedder):
         self._outputs: list[NDArray[np.float32]] = []  # the current call's, by part
         self._infer_lock = threading.Lock()
 
+    def limit_threads(self, threads: int) -> None:
+        """Have OpenVINO compute with ``threads`` CPU threads (read at load)."""
+        self.threads = threads
+
     def _load(self) -> None:
         """Check the recorded digests, read the network, give it uint8 input and a dynamic batch size,
         and compile it for throughput: one inference request per stream.
@@ -170,7 +174,12 @@ class RuntimeEmbedder(Embedder):
         self._requests = ov.AsyncInferQueue(compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self._requests.set_callback(self._keep_output)
         log.info("compiled %s (%s) with OpenVINO: %s, %d streams", self.model_id, self.network,
-                 precision, len(self._requests))
+                 precision, self.streams)
+
+    @property
+    def streams(self) -> int:
+        """Return how many inference requests run in parallel (known once loaded, else 0)."""
+        return 0 if self._requests is None else len(self._requests)
 
     def _embed(self, images: Sequence[BGRImage]) -> NDArray[np.float32]:
         """Return the raw (N, dim) embeddings of ``images``, ``batch_size`` at a time."""
@@ -188,7 +197,7 @@ class RuntimeEmbedder(Embedder):
     def _infer(self, pixels: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Run the network on an (N, H, W, 3) uint8 BGR batch, in requests of at most ``REQUEST_IMAGES``
         images (at least one per stream) handed to whichever stream is free; return the (N, dim) output."""
-        parts = np.array_split(pixels, max(-(-len(pixels) // REQUEST_IMAGES), min(len(self._requests), len(pixels))))
+        parts = np.array_split(pixels, max(-(-len(pixels) // REQUEST_IMAGES), min(self.streams, len(pixels))))
         with self._infer_lock:
             self._outputs = [np.empty(0, np.float32)] * len(parts)
             for i, part in enumerate(parts):

@@ -66,7 +66,7 @@ class VideoWorker:
         os.environ["TF_NUM_INTEROP_THREADS"] = "1"
         cv2.setNumThreads(threads)
         self.where = f"worker {os.getpid()} on {socket.gethostname()}"
-        self.detector, self.embedder = build_models(detector, embedder, detector_options)
+        self.detector, self.embedder = build_models(detector, embedder, detector_options, threads)
         self.detector.load()
         self.embedder.load()
 

@@ -40,6 +40,7 @@ class _WorkerState:
     detector: str
     embedder: str
     detector_options: dict[str, Any]
+    threads: int
     models: tuple[Detector, Embedder] | None = None
 
 
@@ -55,19 +56,24 @@ class VideoOutcome:
     error: str | None = None
 
 
-def build_models(detector: str, embedder: str,
-                 detector_options: dict[str, Any] | None = None) -> tuple[Detector, Embedder]:
+def build_models(detector: str, embedder: str, detector_options: dict[str, Any] | None = None,
+                 threads: int | None = None) -> tuple[Detector, Embedder]:
     """Build an unloaded detector and embedder from their registry specs.
 
     Args:
         detector: a ``detector.registry`` name, or ``module:attribute`` of a factory.
         detector_options: plain keyword arguments for ``build_detector`` (tiling, model path).
         embedder: an ``embedder.registry`` name or model directory, or ``module:attribute``.
+        threads: CPU threads each model may compute with (``LazyModel.limit_threads``); None: its own choice.
 
     Raises:
         KeyError: a name is unknown; the message lists the known ones.
     """
-    return build_detector(detector, **(detector_options or {})), build_embedder(embedder)
+    models = build_detector(detector, **(detector_options or {})), build_embedder(embedder)
+    if threads is not None:
+        for model in models:
+            model.limit_threads(threads)
+    return models
 
 
 def analyse_videos(paths: Sequence[Path], settings: FootageSettings, *, detector: str,
@@ -161,7 +167,7 @@ def _init_worker(updates: Queue[tuple[int, int]], detector: str, embedder: str,
     os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     cv2.setNumThreads(threads)
-    _state = _WorkerState(updates, detector, embedder, detector_options)
+    _state = _WorkerState(updates, detector, embedder, detector_options, threads)
 
 
 def _analyse_one(index: int, path: Path, settings: FootageSettings) -> VideoAnalysis:
@@ -169,7 +175,7 @@ def _analyse_one(index: int, path: Path, settings: FootageSettings) -> VideoAnal
     state = _state
     assert state is not None, "_analyse_one runs in worker processes set up by _init_worker"
     if state.models is None:
-        state.models = build_models(state.detector, state.embedder, state.detector_options)
+        state.models = build_models(state.detector, state.embedder, state.detector_options, state.threads)
     detector, embedder = state.models
     return analyse_video(path, settings, detector, embedder,
                          progress=lambda frames: state.updates.put((index, frames)))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from embedder.registry import SHIPPED_MODEL_DIR
+from embedder.runtime_model import RuntimeEmbedder
 from footage.analysis import analyse_video
 from footage.parallel import analyse_videos, build_models
 from tests.conftest import ThumbnailEmbedder
@@ -31,6 +34,34 @@ def test_videos_run_in_parallel_and_match_the_in_process_result(tmp_path: Path) 
         assert outcome.error is None and outcome.analysis is not None
         expected = analyse_video(path, SETTINGS, ColourDetector(), ThumbnailEmbedder())
         assert without_timing(outcome.analysis) == without_timing(expected)
+
+
+class ThreadCountingDetector(ColourDetector):
+    """The colour-blob detector, naming in its model id the threads it was limited to."""
+
+    threads: int | None = None
+
+    def limit_threads(self, threads: int) -> None:
+        self.threads = threads
+
+    @property  # type: ignore[override]
+    def model_id(self) -> str:
+        return f"colour-blobs-threads-{self.threads}"
+
+
+def test_each_worker_limits_its_models_to_its_share_of_the_cores(tmp_path: Path) -> None:
+    videos = [write_video(tmp_path / f"{n}.avi", WALKERS, FRAMES) for n in range(2)]
+    outcomes = list(analyse_videos(videos, SETTINGS, detector="tests.footage.test_parallel:ThreadCountingDetector",
+                                   embedder=EMBEDDER, workers=2, show_progress=False))
+    share = max(1, (os.cpu_count() or 1) // 2)
+    assert [o.analysis.detector_id for o in outcomes if o.analysis] == [f"colour-blobs-threads-{share}"] * 2
+
+
+def test_a_runtime_embedder_limited_to_one_thread_runs_one_stream() -> None:
+    _, embedder = build_models(DETECTOR, str(SHIPPED_MODEL_DIR), threads=1)
+    assert isinstance(embedder, RuntimeEmbedder)
+    embedder.load()
+    assert embedder.streams == 1
 
 
 def test_models_are_built_from_names_or_factory_paths() -> None:
