@@ -11,6 +11,7 @@ from gallery.models import Image, Person
 from gallery.service import SearchResponse
 from web import params
 from web.auth import actor, public, requires
+from web.enrolling import enroll_posted
 from web.searching import rank_search, save_search, search_settings
 from web.state import db_session, reid
 
@@ -48,10 +49,7 @@ def create_person() -> ResponseReturnValue:
     gallery = reid().gallery
     status = 201
     try:
-        person = gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
-                                notes=request.form.get("notes"), actor=actor(), force=params.flag("force"),
-                                keep_original=params.flag("keep_original"),
-                                idempotency_key=params.idempotency_key())
+        person = enroll_posted()
     except AlreadyEnrolled as repeated:
         person, status = gallery.get_person(db_session(), repeated.person_id), 200
     return jsonify(person=person_dict(person), image_ids=[i.id for i in person.images],

@@ -25,6 +25,7 @@ from gallery.errors import AlreadyEnrolled, NotFound
 from gallery.models import Image
 from web import params
 from web.auth import actor, is_local_path, requires
+from web.enrolling import enroll_posted
 from web.searching import rank_search, save_search, search_settings
 from web.state import db_session, reid
 from web.timeline import layout
@@ -94,10 +95,7 @@ def persons() -> ResponseReturnValue:
 def enroll() -> ResponseReturnValue:
     gallery = reid().gallery
     try:
-        person = gallery.enroll(db_session(), request.form.get("name"), params.uploads("images"),
-                                notes=request.form.get("notes"), actor=actor(), force=params.flag("force"),
-                                keep_original=params.flag("keep_original"),
-                                idempotency_key=params.idempotency_key())
+        person = enroll_posted()
     except AlreadyEnrolled as repeated:
         flash(f"This form was sent before: it enrolled person {repeated.person_id} then, and nothing "
               "was added now.")
