@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from base.inference import check_precision
 from base.plugins import factory_at
 from detector.base import Detector
 from detector.pedestrian_adas import DEFAULT_ADAS_PATH, PedestrianAdasDetector, adas_network_file
@@ -26,7 +27,7 @@ DETECTORS: dict[str, Callable[..., Detector]] = {
 
 
 def build_detector(name: str = DEFAULT_DETECTOR, *, tiles: bool = True, tile_size: int | None = None,
-                   model_path: str | Path | None = None, **kwargs: Any) -> Detector:
+                   model_path: str | Path | None = None, precision: str = "auto", **kwargs: Any) -> Detector:
     """Build an unloaded detector by name, or from a ``module:factory`` path (plug-ins, tests).
 
     Args:
@@ -40,6 +41,8 @@ def build_detector(name: str = DEFAULT_DETECTOR, *, tiles: bool = True, tile_siz
             its input width for pedestrian-adas, twice it for ssdlite).
         model_path: the pedestrian-adas IR (``.xml`` or its folder); None: the shared models
             folder beside the project.
+        precision: pedestrian-adas's OpenVINO precision, ``auto``, ``f32`` or ``bf16``
+            (``base.inference``); the others compute as they do (SSDLite in TensorFlow, float32).
         **kwargs: passed to the detector's constructor (a plug-in's factory).
 
     Returns:
@@ -48,15 +51,16 @@ def build_detector(name: str = DEFAULT_DETECTOR, *, tiles: bool = True, tile_siz
     Raises:
         KeyError: ``name`` is unknown; the message lists the known names.
         FileNotFoundError: "pedestrian-adas" without its files at ``model_path``.
-        ValueError: a tile size below 16 pixels, or a constructor's own refusal.
+        ValueError: a tile size below 16 pixels, an unknown precision, or a constructor's own refusal.
     """
+    check_precision(precision)
     tiling = Tiling(enabled=tiles, tile_width=tile_size)
     if name == "auto":
         name = "pedestrian-adas" if _adas_present(model_path) else "ssdlite"
         log.info("detector auto: %s", name)
     if name == "pedestrian-adas":
         adas_network_file(Path(model_path) if model_path is not None else DEFAULT_ADAS_PATH)
-        return PedestrianAdasDetector(model_path, tiling=tiling, **kwargs)
+        return PedestrianAdasDetector(model_path, tiling=tiling, precision=precision, **kwargs)
     if name in DETECTORS:
         return DETECTORS[name](tiling=tiling, **kwargs)
     factory = factory_at(name)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from base.inference import check_precision
 from base.plugins import factory_at
 from embedder.base import Embedder
 from embedder.runtime_model import IR_FILE, NETWORK_SUFFIXES, load_runtime_embedder
@@ -22,10 +23,10 @@ def _imagenet(**kwargs: Any) -> Embedder:
     return ImageNetEmbedder(**kwargs)
 
 
-def _reid_model(model_dir: Path, **kwargs: Any) -> Embedder:
-    """Embed with the directory's OpenVINO IR, or with TensorFlow (slower, logged) when it has none."""
+def _reid_model(model_dir: Path, precision: str, **kwargs: Any) -> Embedder:
+    """Embed with the directory's OpenVINO IR in ``precision``, or with TensorFlow (slower, logged) when it has none."""
     if (model_dir / IR_FILE).is_file():
-        return load_runtime_embedder(model_dir / IR_FILE, **kwargs)
+        return load_runtime_embedder(model_dir / IR_FILE, precision=precision, **kwargs)
     from embedder.reid_model import ReidEmbedder
 
     log.warning("%s has no OpenVINO IR (%s): embedding with TensorFlow, slower; add it with "
@@ -53,12 +54,20 @@ def default_embedder_spec() -> str:
     return "imagenet-mobilenetv2"
 
 
-def build_embedder(spec: str, **kwargs: Any) -> Embedder:
+def build_embedder(spec: str, *, precision: str = "auto", **kwargs: Any) -> Embedder:
     """Build the embedder named ``spec``: a registered name, a model directory, or ``module:factory``.
+
+    Args:
+        spec: the name, directory or factory path.
+        precision: OpenVINO's precision for an IR or ONNX network, ``auto``, ``f32`` or ``bf16``
+            (``base.inference``); TensorFlow models and plug-ins compute as they do.
+        **kwargs: passed to the embedder's constructor or factory (``batch_size``, ``threads``).
 
     Raises:
         KeyError: ``spec`` is none of these; the message lists the names.
+        ValueError: an unknown ``precision``, or a constructor's own refusal.
     """
+    check_precision(precision)
     if spec in _FACTORIES:
         return _FACTORIES[spec](**kwargs)
     factory = factory_at(spec)
@@ -66,10 +75,10 @@ def build_embedder(spec: str, **kwargs: Any) -> Embedder:
         return factory(**kwargs)
     path = Path(spec)
     if (path / "model.keras").is_file():
-        return _reid_model(path, **kwargs)
+        return _reid_model(path, precision, **kwargs)
     if (path.suffix in NETWORK_SUFFIXES and path.is_file()) or (path.is_dir() and any(
             child.suffix in NETWORK_SUFFIXES for child in path.iterdir())):
-        return load_runtime_embedder(path, **kwargs)
+        return load_runtime_embedder(path, precision=precision, **kwargs)
     raise KeyError(
         f"unknown embedder {spec!r}: give one of {', '.join(known_embedders())}, a model directory "
         "holding model.keras and metadata.json, or an OpenVINO IR / ONNX network (file or directory)")

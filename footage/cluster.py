@@ -56,17 +56,18 @@ class VideoWorker:
     """What a Ray actor holds: the models, built and loaded once; ``analyse`` once per video.
 
     Args:
-        detector, embedder, detector_options: as for ``build_models``; plain values.
+        detector, embedder, detector_options, embedder_options: as for ``build_models``; plain values.
         threads: threads for TensorFlow, OpenVINO and OpenCV in this process.
     """
 
     def __init__(self, detector: str, embedder: str, detector_options: dict[str, Any],
-                 threads: int = WORKER_CPUS) -> None:
+                 embedder_options: dict[str, Any], threads: int = WORKER_CPUS) -> None:
         os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(threads)
         os.environ["TF_NUM_INTEROP_THREADS"] = "1"
         cv2.setNumThreads(threads)
         self.where = f"worker {os.getpid()} on {socket.gethostname()}"
-        self.detector, self.embedder = build_models(detector, embedder, detector_options, threads)
+        self.detector, self.embedder = build_models(detector, embedder, detector_options, threads,
+                                                    embedder_options)
         self.detector.load()
         self.embedder.load()
 
@@ -90,7 +91,8 @@ class VideoWorker:
 
 def analyse_videos_on_ray(paths: Sequence[Path], settings: FootageSettings, *, address: str,
                           detector: str, embedder: str, detector_options: dict[str, Any] | None = None,
-                          workers: int | None = None, show_progress: bool = True) -> Iterator[VideoOutcome]:
+                          embedder_options: dict[str, Any] | None = None, workers: int | None = None,
+                          show_progress: bool = True) -> Iterator[VideoOutcome]:
     """Analyse videos on the Ray cluster at ``address``, yielding each outcome as soon as it is ready.
 
     Args:
@@ -98,7 +100,8 @@ def analyse_videos_on_ray(paths: Sequence[Path], settings: FootageSettings, *, a
         settings: the analysis settings, the same for all.
         address: the cluster: "auto" (the one this machine belongs to), "HOST:PORT" of its head
             (6379 by default), or "ray://HOST:PORT" of a Ray Client server.
-        detector, embedder, detector_options: model specs for ``build_models``, built once per actor.
+        detector, embedder, detector_options, embedder_options: model specs for ``build_models``,
+            built once per actor.
         workers: actors to start; by default one per CPU of the cluster, at most one per video.
         show_progress: draw a tqdm bar of finished videos on stderr.
 
@@ -126,8 +129,8 @@ def analyse_videos_on_ray(paths: Sequence[Path], settings: FootageSettings, *, a
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise ClusterError(f"cannot connect to the Ray cluster at {address}: {error}") from error
     try:
-        yield from _Dispatcher(paths, settings, (detector, embedder, options), expected_detector,
-                               workers, show_progress).run()
+        yield from _Dispatcher(paths, settings, (detector, embedder, options, dict(embedder_options or {})),
+                               expected_detector, workers, show_progress).run()
     finally:
         if owned:
             ray.shutdown()
@@ -150,7 +153,7 @@ class _Dispatcher:
 
     paths: Sequence[Path]
     settings: FootageSettings
-    models: tuple[str, str, dict[str, Any]]
+    models: tuple[str, str, dict[str, Any], dict[str, Any]]
     expected_detector: str | None  # the detector's model_id on the driver
     workers: int | None
     show_progress: bool

@@ -40,6 +40,7 @@ class _WorkerState:
     detector: str
     embedder: str
     detector_options: dict[str, Any]
+    embedder_options: dict[str, Any]
     threads: int
     models: tuple[Detector, Embedder] | None = None
 
@@ -57,19 +58,22 @@ class VideoOutcome:
 
 
 def build_models(detector: str, embedder: str, detector_options: dict[str, Any] | None = None,
-                 threads: int | None = None) -> tuple[Detector, Embedder]:
+                 threads: int | None = None,
+                 embedder_options: dict[str, Any] | None = None) -> tuple[Detector, Embedder]:
     """Build an unloaded detector and embedder from their registry specs.
 
     Args:
         detector: a ``detector.registry`` name, or ``module:attribute`` of a factory.
-        detector_options: plain keyword arguments for ``build_detector`` (tiling, model path).
+        detector_options: plain keyword arguments for ``build_detector`` (tiling, model path, precision).
         embedder: an ``embedder.registry`` name or model directory, or ``module:attribute``.
         threads: CPU threads each model may compute with (``LazyModel.limit_threads``); None: its own choice.
+        embedder_options: plain keyword arguments for ``build_embedder`` (precision).
 
     Raises:
         KeyError: a name is unknown; the message lists the known ones.
     """
-    models = build_detector(detector, **(detector_options or {})), build_embedder(embedder)
+    models = (build_detector(detector, **(detector_options or {})),
+              build_embedder(embedder, **(embedder_options or {})))
     if threads is not None:
         for model in models:
             model.limit_threads(threads)
@@ -78,7 +82,7 @@ def build_models(detector: str, embedder: str, detector_options: dict[str, Any] 
 
 def analyse_videos(paths: Sequence[Path], settings: FootageSettings, *, detector: str,
                    embedder: str, detector_options: dict[str, Any] | None = None,
-                   workers: int | None = None,
+                   embedder_options: dict[str, Any] | None = None, workers: int | None = None,
                    show_progress: bool = True) -> Iterator[VideoOutcome]:
     """Analyse videos in parallel processes, yielding each outcome as soon as it is ready.
 
@@ -86,7 +90,8 @@ def analyse_videos(paths: Sequence[Path], settings: FootageSettings, *, detector
         paths: video files.
         settings: the analysis settings, the same for all.
         detector, embedder: model specs for ``build_models``, built once per worker.
-        detector_options: ``build_detector``'s keyword arguments (plain values: they are pickled).
+        detector_options, embedder_options: ``build_detector``'s and ``build_embedder``'s keyword
+            arguments (plain values: they are pickled).
         workers: processes to use; by default one per core, at most one per video. The
             cores are shared out among them as TensorFlow and OpenCV threads.
         show_progress: draw a tqdm bar per running video and one overall, on stderr.
@@ -107,7 +112,7 @@ def analyse_videos(paths: Sequence[Path], settings: FootageSettings, *, detector
     finished: set[int] = set()
     with cf.ProcessPoolExecutor(count, mp_context=context, initializer=_init_worker,
                                 initargs=(updates, detector, embedder, dict(detector_options or {}),
-                                          max(1, cores // count))) as pool:
+                                          dict(embedder_options or {}), max(1, cores // count))) as pool:
         futures = {pool.submit(_analyse_one, i, path, settings): i
                    for i, path in enumerate(paths)}
         pending = set(futures)
@@ -161,13 +166,13 @@ def _outcome(path: Path, future: cf.Future[VideoAnalysis]) -> VideoOutcome:
 
 
 def _init_worker(updates: Queue[tuple[int, int]], detector: str, embedder: str,
-                 detector_options: dict[str, Any], threads: int) -> None:
+                 detector_options: dict[str, Any], embedder_options: dict[str, Any], threads: int) -> None:
     """Set up a worker process: its share of the cores, the progress queue, the model specs."""
     global _state
     os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     cv2.setNumThreads(threads)
-    _state = _WorkerState(updates, detector, embedder, detector_options, threads)
+    _state = _WorkerState(updates, detector, embedder, detector_options, embedder_options, threads)
 
 
 def _analyse_one(index: int, path: Path, settings: FootageSettings) -> VideoAnalysis:
@@ -175,7 +180,8 @@ def _analyse_one(index: int, path: Path, settings: FootageSettings) -> VideoAnal
     state = _state
     assert state is not None, "_analyse_one runs in worker processes set up by _init_worker"
     if state.models is None:
-        state.models = build_models(state.detector, state.embedder, state.detector_options, state.threads)
+        state.models = build_models(state.detector, state.embedder, state.detector_options, state.threads,
+                                    state.embedder_options)
     detector, embedder = state.models
     return analyse_video(path, settings, detector, embedder,
                          progress=lambda frames: state.updates.put((index, frames)))

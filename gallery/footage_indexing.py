@@ -71,6 +71,7 @@ class _Source:
 def index_footage(sessions: sessionmaker[Session], gallery: Gallery, paths: list[Path], *,
                   detector_spec: str, embedder_spec: str, settings: FootageSettings,
                   detector_options: dict[str, Any] | None = None,
+                  embedder_options: dict[str, Any] | None = None,
                   camera: str | None = None, start: datetime | None = None,
                   workers: int | None = None, ray_address: str | None = None,
                   show_progress: bool = True, actor: str = audit.SYSTEM) -> IndexingSummary:
@@ -84,6 +85,7 @@ def index_footage(sessions: sessionmaker[Session], gallery: Gallery, paths: list
         ray_address: analyse on this Ray cluster (``footage.cluster``) instead of local worker
             processes; the analyses come back here and are stored the same way.
         workers: local processes, or Ray workers with ``ray_address`` (default: one per core).
+        detector_options, embedder_options: the registries' keyword arguments (tiling, precision, ...).
 
     Raises:
         FileNotFoundError, ValueError: a path does not exist or is not a video.
@@ -110,11 +112,12 @@ def index_footage(sessions: sessionmaker[Session], gallery: Gallery, paths: list
             done.add(digest)
     if ray_address is None:
         outcomes = analyse_videos(list(sources), settings, detector=detector_spec, embedder=embedder_spec,
-                                  detector_options=detector_options, workers=workers,
-                                  show_progress=show_progress)
+                                  detector_options=detector_options, embedder_options=embedder_options,
+                                  workers=workers, show_progress=show_progress)
     else:
         outcomes = analyse_videos_on_ray(list(sources), settings, address=ray_address, detector=detector_spec,
                                          embedder=embedder_spec, detector_options=detector_options,
+                                         embedder_options=embedder_options,
                                          workers=workers, show_progress=show_progress)
     for outcome in outcomes:
         if outcome.analysis is None:

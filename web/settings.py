@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     detector_tiling: Literal["auto", "off"] = "auto"  # auto: tiles when a frame is larger than the input
     detector_tile_size: int | None = Field(None, ge=16)  # tile width in pixels; None: the detector's own
     footage_tile_every: int = Field(TILE_EVERY, ge=1)  # footage: tile every N-th analysed frame, track between
+    inference_precision: Literal["auto", "f32", "bf16"] = "auto"  # OpenVINO models; auto: bf16 where the CPU has it
     ray_address: str | None = Field(None, min_length=1)  # footage on a Ray cluster: "auto", HOST:6379; None: local
     match_threshold: float | None = Field(None, ge=-1.0, le=1.0)  # None: the model's own
     top_k: int = Field(5, ge=1, le=MAX_TOP_K)
@@ -86,9 +87,13 @@ class Settings(BaseSettings):
         return path.expanduser() if path is not None else None
 
     def detector_options(self) -> dict[str, Any]:
-        """Return ``build_detector``'s keyword arguments but the name: tiling and the model path."""
+        """Return ``build_detector``'s keyword arguments but the name: tiling, the model path, the precision."""
         return {"tiles": self.detector_tiling == "auto", "tile_size": self.detector_tile_size,
-                "model_path": self.detector_model}
+                "model_path": self.detector_model, "precision": self.inference_precision}
+
+    def embedder_options(self) -> dict[str, Any]:
+        """Return ``build_embedder``'s keyword arguments but the spec: the precision."""
+        return {"precision": self.inference_precision}
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

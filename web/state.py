@@ -63,7 +63,7 @@ class ReidState:
         with self._lock:
             if self._embedder is None:
                 try:
-                    self._embedder = build_embedder(self.embedder_spec)
+                    self._embedder = build_embedder(self.embedder_spec, **self.settings.embedder_options())
                 except KeyError as error:  # the registry's refusal, listing the known names
                     raise SettingsError(f"REID_EMBEDDER: {error.args[0]}") from error
             return self._embedder

@@ -41,6 +41,13 @@ def test_tiling_options_reach_the_detector() -> None:
         build_detector("ssdlite", tile_size=8)
 
 
+def test_precision_reaches_pedestrian_adas_and_is_checked_for_all() -> None:
+    if DEFAULT_ADAS_PATH.is_dir():
+        assert build_detector("pedestrian-adas", precision="f32").precision == "f32"
+    with pytest.raises(ValueError, match="precision must be one of auto, f32, bf16"):
+        build_detector("ssdlite", precision="fp16")
+
+
 def test_none_is_whole_image() -> None:
     assert isinstance(build_detector("none"), WholeImageDetector)
 

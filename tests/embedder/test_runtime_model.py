@@ -93,6 +93,8 @@ def test_bad_runtime_models_are_refused_clearly(tmp_path: Path) -> None:
         RuntimeInput(channels="RGBA")
     with pytest.raises(ValueError, match="precision must be one of auto, f32, bf16"):
         load_runtime_embedder(write_pooling_network(tmp_path / "model"), precision="int4")
+    with pytest.raises(ValueError, match="precision must be one of auto, f32, bf16"):
+        build_embedder("imagenet-mobilenetv2", precision="int4")  # checked whether the model uses it or not
     (tmp_path / "empty").mkdir()
     with pytest.raises(KeyError, match="unknown embedder"):
         build_embedder(str(tmp_path / "empty"))

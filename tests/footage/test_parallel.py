@@ -64,6 +64,11 @@ def test_a_runtime_embedder_limited_to_one_thread_runs_one_stream() -> None:
     assert embedder.streams == 1
 
 
+def test_embedder_options_reach_the_embedder() -> None:
+    _, embedder = build_models(DETECTOR, str(SHIPPED_MODEL_DIR), embedder_options={"precision": "f32"})
+    assert isinstance(embedder, RuntimeEmbedder) and embedder.precision == "f32"
+
+
 def test_models_are_built_from_names_or_factory_paths() -> None:
     detector, embedder = build_models(DETECTOR, EMBEDDER)
     assert (detector.model_id, embedder.model_id) == ("test-colour-blobs-v1", "test-thumbnail-v1")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from detector.pedestrian_adas import DEFAULT_ADAS_PATH
 from web import create_app
 from web.cli import cli
 from web.settings import SettingsError, load_settings
@@ -85,17 +87,35 @@ def test_unknown_override_is_refused() -> None:
 def test_detector_settings_become_plain_arguments(tmp_path: Path) -> None:
     settings = load_settings()
     assert settings.detector == "auto" and settings.detector_min_score is None
-    assert settings.detector_options() == {"tiles": True, "tile_size": None, "model_path": None}
+    assert settings.detector_options() == {"tiles": True, "tile_size": None, "model_path": None,
+                                           "precision": "auto"}
+    assert settings.embedder_options() == {"precision": "auto"}
     settings = load_settings({"DETECTOR_TILING": "off", "DETECTOR_TILE_SIZE": 1008,
-                              "DETECTOR_MODEL": "~/models/adas", "FOOTAGE_TILE_EVERY": 3})
+                              "DETECTOR_MODEL": "~/models/adas", "FOOTAGE_TILE_EVERY": 3,
+                              "INFERENCE_PRECISION": "f32"})
     assert settings.detector_options() == {"tiles": False, "tile_size": 1008,
-                                           "model_path": Path("~/models/adas").expanduser()}
+                                           "model_path": Path("~/models/adas").expanduser(),
+                                           "precision": "f32"}
+    assert settings.embedder_options() == {"precision": "f32"}
     assert settings.footage_tile_every == 3
     for bad, name in (({"DETECTOR_TILING": "always"}, "REID_DETECTOR_TILING"),
                       ({"DETECTOR_TILE_SIZE": 8}, "REID_DETECTOR_TILE_SIZE"),
+                      ({"INFERENCE_PRECISION": "fp16"}, "REID_INFERENCE_PRECISION"),
                       ({"FOOTAGE_TILE_EVERY": 0}, "REID_FOOTAGE_TILE_EVERY")):
         with pytest.raises(SettingsError, match=name):
             load_settings(bad)
+
+
+@pytest.mark.skipif(not DEFAULT_ADAS_PATH.is_dir(), reason="the pedestrian-adas files are absent")
+def test_a_forced_precision_reaches_both_models(tmp_path: Path, database_url: str,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app({"DATA_DIR": str(tmp_path), "DATABASE_URL": database_url, "DETECTOR": "pedestrian-adas",
+                      "INFERENCE_PRECISION": "f32"})
+    with app.app_context(), caplog.at_level(logging.INFO):
+        app.extensions["reid"].warm()
+    compiled = [r.getMessage() for r in caplog.records if "with OpenVINO" in r.getMessage()]
+    assert len(compiled) == 2 and all("with OpenVINO: f32" in message for message in compiled), compiled
+    app.extensions["reid"].engine.dispose()
 
 
 def test_a_missing_detector_model_is_named_before_serving(tmp_path: Path, database_url: str) -> None:

@@ -60,6 +60,7 @@ def index_footage_command(paths: tuple[Path, ...], camera: str | None, start: da
         summary = index_footage(
             state.sessions, state.gallery, list(paths), detector_spec=state.settings.detector,
             detector_options=state.settings.detector_options(),
+            embedder_options=state.settings.embedder_options(),
             embedder_spec=state.embedder_spec, settings=settings, camera=camera,
             start=start.replace(tzinfo=UTC) if start else None, workers=workers,
             ray_address=ray_address, actor=cli_actor())
