@@ -2,11 +2,13 @@
 
 Usage: python -m benchmarks.footage_benchmark [--data DIR] [--out FILE.json] [--runs N]
        [--model DIR] [--threshold T ...] [--set NAME=VALUE ...] [--detector NAME]
-       [--tile-size PX] [--scale N]
+       [--tile-size PX] [--scale N] [--repeat N]
 (defaults: ../shared/data beside the project, bench-results/footage.json in it, 3 runs, the
 default detector; ``--set`` overrides a ``FootageSettings`` field, e.g. ``--set analysis_fps=3``
 or ``--set tile_every=1``; ``--scale 3`` measures copies of the videos upscaled 3 times
-(bilinear; 480x360 -> 1440x1080), their ground truth and the 50-px height scaled alike).
+(bilinear; 480x360 -> 1440x1080), their ground truth and the 50-px height scaled alike;
+``--repeat 4`` copies each video played 4 times over, its ground truth alike: the cost of a
+longer video, where what each video costs once counts less).
 
 Definitions, per video:
 - Detection: on every sampled frame (analysed, or skipped as static), the kept crops are
@@ -290,37 +292,42 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tile-size", type=int, default=None,
                         help="detector tile width in pixels [default: the detector's own]")
     parser.add_argument("--scale", type=int, default=1, help="upscale the videos this many times")
+    parser.add_argument("--repeat", type=int, default=1, help="play each video this many times over")
     parser.add_argument("--threads", type=int, default=None,
                         help="OpenVINO threads per model [default: all cores]; 1 as in each of "
                              "`reid index-footage`'s one-per-core workers")
     return parser.parse_args()
 
 
-def upscaled_footage(footage: Path, scale: int, out: Path) -> Path:
-    """Write each video upscaled ``scale`` times (bilinear) and its ground truth scaled alike to ``out``."""
+def rewritten_footage(footage: Path, scale: int, repeat: int, out: Path) -> Path:
+    """Write each video upscaled ``scale`` times (bilinear) and played ``repeat`` times over to ``out``,
+    its ground truth scaled and repeated alike."""
     out.mkdir(parents=True, exist_ok=True)
     for video, truth_file in VIDEOS:
         capture = cv2.VideoCapture(str(footage / video))
         fps = capture.get(cv2.CAP_PROP_FPS)
         size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) * scale,
                 int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) * scale)
+        capture.release()
         codec = "mp4v" if video.endswith(".mp4") else "MJPG"
         writer = cv2.VideoWriter(str(out / video), cv2.VideoWriter.fourcc(*codec), fps, size)
         if not writer.isOpened():
             raise SystemExit(f"cannot write {out / video}")
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            writer.write(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR))
-        capture.release()
+        for _ in range(repeat):
+            frames = 0
+            capture = cv2.VideoCapture(str(footage / video))
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                writer.write(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR))
+                frames += 1
+            capture.release()
         writer.release()
-        lines = []
-        for line in (footage / truth_file).read_text().splitlines():
-            if line.strip():
-                fields = line.split(",")
-                fields[2:6] = [f"{float(v) * scale:g}" for v in fields[2:6]]
-                lines.append(",".join(fields))
+        truth = [line.split(",") for line in (footage / truth_file).read_text().splitlines() if line.strip()]
+        lines = [",".join([str(int(float(fields[0])) + copy * frames), fields[1],
+                           *(f"{float(v) * scale:g}" for v in fields[2:6]), *fields[6:]])
+                 for copy in range(repeat) for fields in truth]
         (out / truth_file).write_text("\n".join(lines) + "\n")
     return out
 
@@ -357,10 +364,10 @@ def main() -> None:
     if not footage.is_dir():
         raise SystemExit(f"no footage at {footage}: nothing to measure")
     settings = settings_from(args.overrides)
-    if args.scale != 1:
+    if (args.scale, args.repeat) != (1, 1):
         import tempfile
 
-        footage = upscaled_footage(footage, args.scale, Path(tempfile.mkdtemp(prefix="footage-x")))
+        footage = rewritten_footage(footage, args.scale, args.repeat, Path(tempfile.mkdtemp(prefix="footage-x")))
     detector, embedder = load_models(args.model, args.detector, args.tile_size, args.threads)
     detector.detect(np.zeros((360, 480, 3), dtype=np.uint8))  # load and warm up both models
     embedder.embed([np.zeros((128, 64, 3), dtype=np.uint8)])
@@ -397,6 +404,7 @@ def main() -> None:
     print_table(rows, [name for name in measures if name not in {"detection", "tracks"}])
     results = {
         "detector": detector.model_id, "embedder": embedder.model_id, "scale": args.scale,
+        "repeat": args.repeat,
         "settings": dataclasses.asdict(settings), "fingerprint": settings.fingerprint(),
         "environment": {"opencv": cv2.__version__, "cpus": os.cpu_count(),
                         "machine": platform.machine(),
