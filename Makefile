@@ -32,6 +32,6 @@ lint: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The quick loop while editing: everything but the tests marked slow.
+# The quick loop while editing: everything but the tests marked slow, on two processes.
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n 2 --dist worksteal $(PYTEST_ARGS)

@@ -51,6 +51,7 @@ def persons(page: Any) -> list[dict]:
     return page.request.get("/api/persons").json()["persons"]
 
 
+@pytest.mark.slow  # a real server with the shipped models, driven in Chromium
 def test_operators_day(page: Any, tmp_path: Path) -> None:
     page.goto("/persons")
     check(page)
