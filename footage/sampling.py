@@ -93,10 +93,10 @@ def cut_clip(path: Path, first: int, last: int, fps: float, *, max_width: int = 
                 ok, frame = capture.read()
                 if not ok:
                     break
-                height, width = frame.shape[:2]
-                scale = min(1.0, max_width / width)
-                size = (max(2, round(width * scale) // 2 * 2), max(2, round(height * scale) // 2 * 2))
-                if writer is None:
+                if writer is None:  # the clip's size, from the first frame's (even, at most max_width wide)
+                    height, width = frame.shape[:2]
+                    scale = min(1.0, max_width / width)
+                    size = (max(2, round(width * scale) // 2 * 2), max(2, round(height * scale) // 2 * 2))
                     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"VP80"), fps, size)
                     if not writer.isOpened():
                         raise VideoError("this OpenCV cannot write WebM (VP8) clips")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gallery.file_lock import exclusive_lock
 from gallery.models import IndexState, unpack_vectors
 from gallery.vector_index import ANN_THRESHOLD, IdFingerprint, VectorIndex
 
@@ -215,14 +214,9 @@ class SharedIndex:
                 finally:
                     self._depth -= 1
                 return
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+            with exclusive_lock(self.lock_path, 0o644):
                 self._depth = 1
                 try:
                     yield
                 finally:
                     self._depth = 0
-            finally:
-                os.close(fd)  # releases the lock

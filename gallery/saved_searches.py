@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +16,7 @@ from sqlalchemy.orm import Session
 from detector.base import Detection
 from gallery import audit
 from gallery.errors import NotFound
+from gallery.file_lock import exclusive_lock
 from gallery.image_store import ImageStore
 from gallery.lookup import get_or_not_found
 from gallery.models import SavedSearch, utcnow
@@ -49,17 +47,6 @@ class SavedSearches:
         self.retention = retention
         self._lock_path = Path(data_dir) / "searches.lock"
 
-    @contextlib.contextmanager
-    def _files_held(self) -> Iterator[None]:
-        """Hold the exclusive lock on the stills (between threads and processes alike: one open file each)."""
-        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
     @property
     def retention_days(self) -> float:
         """Return the retention period in days."""
@@ -69,7 +56,7 @@ class SavedSearches:
              detector_id: str, actor: str) -> SavedSearch:
         """Store the still and its queries, audited as ``save_search``, and commit."""
         boxes = [None if d is None else [d.x, d.y, d.w, d.h, round(d.score, 4)] for d in queries.boxes]
-        with self._files_held(), self.store.staged(session.rollback) as put:
+        with exclusive_lock(self._lock_path), self.store.staged(session.rollback) as put:
             row = SavedSearch(sha256=still.sha256, stored_path=put(still.upload.data, still.sha256, still.extension),
                               width=still.width, height=still.height, detector_id=detector_id,
                               model_id=model_id, dim=int(queries.vectors.shape[1]),
@@ -113,14 +100,14 @@ class SavedSearches:
     def remove_files(self, session: Session, paths: Iterable[str]) -> int:
         """After the commit: delete those of ``paths`` no search refers to any more; return how many."""
         paths = set(paths)
-        with self._files_held():
+        with exclusive_lock(self._lock_path):
             still_used = set(session.scalars(sa.select(SavedSearch.stored_path)
                                              .where(SavedSearch.stored_path.in_(paths))))
             return sum(self.store.remove(path) for path in sorted(paths - still_used))
 
     def remove_orphan_files(self, session: Session) -> int:
         """Delete the stills no search refers to (left by a process killed before its commit); return how many."""
-        with self._files_held():
+        with exclusive_lock(self._lock_path):
             return self.store.remove_unreferenced(set(session.scalars(sa.select(SavedSearch.stored_path))))
 
     def purge(self, session: Session, now: datetime | None = None, *, actor: str = audit.SYSTEM) -> int:
