@@ -12,6 +12,7 @@ import tensorflow as tf
 from numpy.typing import NDArray
 
 from base.images import BGRImage
+from embedder.backbone import ibn  # noqa: F401  (registers InstanceBatchNorm, which IBN models' model.keras name)
 from embedder.base import Embedder
 from embedder.metadata import ModelMetadata
 from embedder.preprocess import to_model_input

@@ -4,6 +4,9 @@ The model takes RGB floats in 0..255 and normalizes them itself, so a saved mode
 preprocessing beyond resizing. Layers are named by torchvision's ``features`` index:
 ``stem_*`` is ``features.0``, ``block_{i}_*`` is the inverted residual ``features.{i}``
 (1..17), ``head_*`` is ``features.18``; ``BLOCK_NAMES`` lists them from input to output.
+
+With ``ibn`` the blocks of ``IBN_BLOCKS`` normalise half the channels of their expansion per
+image (IBN-a, see ``InstanceBatchNorm``), for features that vary less with camera and lighting.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keras
 from numpy.typing import NDArray
 
+from embedder.backbone.ibn import InstanceBatchNorm
 from embedder.backbone.torch_legacy import read_legacy_state_dict
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,10 @@ INVERTED_RESIDUAL_SETTING = (
 )
 NUM_BLOCKS = sum(n for _, _, n, _ in INVERTED_RESIDUAL_SETTING)
 BLOCK_NAMES: tuple[str, ...] = ("stem", *(f"block_{i}" for i in range(1, NUM_BLOCKS + 1)), "head")
+# Where IBN-a goes: IBN-Net puts instance norm into the shallow layers, whose features carry an
+# image's appearance (colour, contrast), and keeps the deep ones batch-normalised; here the blocks
+# at strides up to 1/8 (1-6), less block 1, which has no expansion: 2-6 (24 and 32 channels out).
+IBN_BLOCKS = (2, 3, 4, 5, 6)
 
 
 def imagenet_weights_path() -> Path:
@@ -75,8 +83,11 @@ def _block_specs() -> Iterator[tuple[int, int, int, int]]:
 
 
 def _conv_bn(x: keras.KerasTensor, name: str, filters: int | None, kernel_size: int,
-             stride: int = 1, *, relu: bool = True) -> keras.KerasTensor:
+             stride: int = 1, *, relu: bool = True, instance_channels: int = 0) -> keras.KerasTensor:
     """Apply a bias-free convolution (depthwise when ``filters`` is None), batch norm and ReLU6.
+
+    With ``instance_channels`` the norm is an ``InstanceBatchNorm`` normalising that many
+    channels per image (named as the batch norm it replaces).
 
     A 3x3 convolution is padded by 1 on every side as torch does: 'same' at stride 1, and an
     explicit ZeroPadding2D before a 'valid' convolution at stride 2, where Keras's 'same'
@@ -90,20 +101,27 @@ def _conv_bn(x: keras.KerasTensor, name: str, filters: int | None, kernel_size: 
         x = keras.layers.DepthwiseConv2D(kernel_size, stride, padding, use_bias=False, name=name)(x)
     else:
         x = keras.layers.Conv2D(filters, kernel_size, stride, padding, use_bias=False, name=name)(x)
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    if instance_channels:
+        x = InstanceBatchNorm(instance_channels, epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    else:
+        x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     if relu:
         x = keras.layers.ReLU(6.0, name=f"{name}_relu")(x)
     return x
 
 
 def _inverted_residual(x: keras.KerasTensor, index: int, expansion: int, channels: int,
-                       stride: int) -> keras.KerasTensor:
-    """Apply torchvision's InvertedResidual: expand 1x1, depthwise 3x3, linear project 1x1, add."""
+                       stride: int, *, ibn: bool = False) -> keras.KerasTensor:
+    """Apply torchvision's InvertedResidual: expand 1x1, depthwise 3x3, linear project 1x1, add.
+
+    With ``ibn`` the expansion's first half of channels is instance-normalised (IBN-a).
+    """
     name = f"block_{index}"
     in_channels = x.shape[-1]
     y = x
     if expansion != 1:
-        y = _conv_bn(y, f"{name}_expand", in_channels * expansion, 1)
+        expanded = in_channels * expansion
+        y = _conv_bn(y, f"{name}_expand", expanded, 1, instance_channels=expanded // 2 if ibn else 0)
     y = _conv_bn(y, f"{name}_depthwise", None, 3, stride)
     y = _conv_bn(y, f"{name}_project", channels, 1, relu=False)
     if stride == 1 and in_channels == channels:
@@ -112,7 +130,7 @@ def _inverted_residual(x: keras.KerasTensor, index: int, expansion: int, channel
 
 
 def build_mobilenet_v2(input_shape: tuple[int | None, int | None, int] = (256, 128, 3), *,
-                       weights: bool = True, include_top: bool = False,
+                       weights: bool = True, include_top: bool = False, ibn: bool = False,
                        name: str = "mobilenet_v2") -> keras.Model:
     """Build torchvision's MobileNetV2 (width 1.0) as a Keras functional model.
 
@@ -120,6 +138,8 @@ def build_mobilenet_v2(input_shape: tuple[int | None, int | None, int] = (256, 1
         input_shape: (height, width, 3) of the RGB input; height and width may be None.
         weights: load torchvision's ImageNet-1k weights (else random initialization).
         include_top: end with global average pooling, dropout and the 1000-class logits.
+        ibn: instance-batch normalise the expansions of ``IBN_BLOCKS`` (their instance part
+            starts from the ImageNet batch norm's scale and shift).
         name: the model's name.
 
     Returns:
@@ -136,7 +156,7 @@ def build_mobilenet_v2(input_shape: tuple[int | None, int | None, int] = (256, 1
         name="normalize")(inputs)
     x = _conv_bn(x, "stem_conv", 32, 3, 2)
     for index, expansion, channels, stride in _block_specs():
-        x = _inverted_residual(x, index, expansion, channels, stride)
+        x = _inverted_residual(x, index, expansion, channels, stride, ibn=ibn and index in IBN_BLOCKS)
     x = _conv_bn(x, "head_conv", FEATURE_DIM, 1)
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -159,6 +179,31 @@ def block_layers(model: keras.Model, block: str) -> list[keras.layers.Layer]:
     return [layer for layer in model.layers if layer.name.startswith(f"{block}_")]
 
 
+def copy_weights_by_name(target: keras.Model, source: keras.Model) -> None:
+    """Set each weighted layer of ``target`` from ``source``'s layer of the same name.
+
+    An ``InstanceBatchNorm`` takes a ``BatchNormalization``'s weights (``assign_batch_norm``),
+    so a model built with ``ibn`` can start from one built without.
+
+    Raises:
+        ValueError: the models' weighted layers have other names, or a layer cannot take its
+            namesake's weights (another type, or other shapes).
+    """
+    mine = {layer.name: layer for layer in target.layers if layer.weights}
+    theirs = {layer.name: layer for layer in source.layers if layer.weights}
+    if mine.keys() != theirs.keys():
+        raise ValueError(f"{source.name} and {target.name} have other layers: "
+                         f"{', '.join(sorted(mine.keys() ^ theirs.keys()))}")
+    for name, layer in mine.items():
+        other = theirs[name]
+        if isinstance(layer, InstanceBatchNorm) and isinstance(other, keras.layers.BatchNormalization):
+            layer.assign_batch_norm(other.get_weights())
+        elif type(layer) is type(other):
+            layer.set_weights(other.get_weights())
+        else:
+            raise ValueError(f"{name}: cannot copy {type(other).__name__} weights into {type(layer).__name__}")
+
+
 def _torch_names() -> dict[str, str]:
     """Map each weighted Keras layer's name to its torchvision state-dict prefix."""
     names = {"stem_conv": "features.0.0", "stem_conv_bn": "features.0.1",
@@ -172,6 +217,12 @@ def _torch_names() -> dict[str, str]:
         names[f"block_{index}_project"] = f"features.{index}.conv.{len(stages)}"
         names[f"block_{index}_project_bn"] = f"features.{index}.conv.{len(stages) + 1}"
     return names
+
+
+def _take_batch_norm(take: Callable[[str], NDArray], prefix: str) -> list[NDArray]:
+    """Take a torch BatchNorm2d's weight, bias, running mean and variance (its step count unused)."""
+    take(f"{prefix}.num_batches_tracked")
+    return [take(f"{prefix}.{key}") for key in ("weight", "bias", "running_mean", "running_var")]
 
 
 def _load_torch_weights(model: keras.Model, path: Path, *, include_top: bool) -> None:
@@ -202,9 +253,9 @@ def _load_torch_weights(model: keras.Model, path: Path, *, include_top: bool) ->
         elif isinstance(layer, keras.layers.Conv2D):
             layer.set_weights([take(f"{prefix}.weight").transpose(2, 3, 1, 0)])  # OIHW -> HWIO
         elif isinstance(layer, keras.layers.BatchNormalization):
-            layer.set_weights([take(f"{prefix}.{key}")
-                               for key in ("weight", "bias", "running_mean", "running_var")])
-            take(f"{prefix}.num_batches_tracked")
+            layer.set_weights(_take_batch_norm(take, prefix))
+        elif isinstance(layer, InstanceBatchNorm):
+            layer.assign_batch_norm(_take_batch_norm(take, prefix))
         elif isinstance(layer, keras.layers.Dense):
             layer.set_weights([take(f"{prefix}.weight").T, take(f"{prefix}.bias")])
         else:

@@ -24,7 +24,10 @@ class TrainConfig:
     ``distill_weight`` times the cosine distance between the network's ``distill`` head and the
     teachers' ``distill_dims``-d targets (0: their joined vectors; see ``distillation``), whose
     vectors are cached in ``teacher_cache_dir``. ``colour_jitter`` is the probability of each
-    training image's colour jitter (``jitter_colour``), 0 for none.
+    training image's colour jitter (``jitter_colour``), 0 for none. ``ibn`` puts instance-batch
+    norm (IBN-a) into the backbone's blocks 2-6 (``IBN_BLOCKS``), for other cameras' appearance;
+    a frozen block is frozen whole, its instance part still normalising per image, so that
+    its scale and shift train only with ``frozen_blocks`` at most 2 (stem and block 1).
     ``test_views``: how many centre crops standing for the training zoom the exported model
     embeds each image in (``zoom_view_windows``).
     """
@@ -47,6 +50,7 @@ class TrainConfig:
     frozen_blocks: int = 4
     max_zoom: float = 1.25
     colour_jitter: float = 0.0
+    ibn: bool = False
     scale: float = 16.0
     center_weight: float = 0.5
     center_rate: float = 0.5

@@ -14,7 +14,12 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
-from embedder.backbone.mobilenet_v2 import BLOCK_NAMES, block_layers, build_mobilenet_v2
+from embedder.backbone.mobilenet_v2 import (
+    BLOCK_NAMES,
+    block_layers,
+    build_mobilenet_v2,
+    copy_weights_by_name,
+)
 from embedder.training.losses import CosineClassifier
 
 RECIPES = ("triplet-bnneck", "dcl")
@@ -79,16 +84,21 @@ class ReidNet(keras.Model):
         return [*self.neck.trainable_weights, *self.classifier.trainable_weights, *distill]
 
     def copy_trained_layers(self, source: ReidNet) -> None:
-        """Take ``source``'s backbone, neck, classifier and centers (same recipe and persons)."""
-        for mine, theirs in ((self.backbone, source.backbone), (self.neck, source.neck),
-                             (self.classifier, source.classifier)):
+        """Take ``source``'s backbone, neck, classifier and centers (same recipe and persons).
+
+        The backbone is copied layer by layer (``copy_weights_by_name``): an IBN one can start
+        from one without.
+        """
+        copy_weights_by_name(self.backbone, source.backbone)
+        for mine, theirs in ((self.neck, source.neck), (self.classifier, source.classifier)):
             mine.set_weights(theirs.get_weights())
         if self.centers is not None and source.centers is not None:
             self.centers.assign(source.centers)
 
     def copy_exported_layers(self, exported: keras.Model) -> None:
-        """Take the backbone and BN neck of ``exported``, an ``inference_model`` of another run."""
-        self.backbone.set_weights(exported.get_layer(self.backbone.name).get_weights())
+        """Take the backbone (layer by layer, as ``copy_trained_layers``) and BN neck of
+        ``exported``, an ``inference_model`` of another run."""
+        copy_weights_by_name(self.backbone, exported.get_layer(self.backbone.name))
         self.neck.set_weights(exported.get_layer(self.neck.name).get_weights())
 
     def inference_model(self) -> keras.Model:
@@ -106,9 +116,11 @@ class ReidNet(keras.Model):
 
 def build_reid_net(num_classes: int, input_size: tuple[int, int], *, recipe: str = "triplet-bnneck",
                    scale: float = 16.0, pretrained: bool = True, distill_dims: int | None = None,
+                   ibn: bool = False,
                    backbone_builder: Callable[..., keras.Model] = build_mobilenet_v2) -> ReidNet:
-    """Build a ``ReidNet`` on a MobileNetV2 for ``input_size`` (height, width) images."""
-    backbone = backbone_builder((*input_size, 3), weights=pretrained, include_top=False)
+    """Build a ``ReidNet`` on a MobileNetV2 for ``input_size`` (height, width) images, with
+    instance-batch norm in its early blocks if ``ibn`` (see ``build_mobilenet_v2``)."""
+    backbone = backbone_builder((*input_size, 3), weights=pretrained, include_top=False, ibn=ibn)
     return ReidNet(backbone, num_classes, recipe=recipe, scale=scale, distill_dims=distill_dims,
                    name="reid_net")
 
@@ -116,7 +128,9 @@ def build_reid_net(num_classes: int, input_size: tuple[int, int], *, recipe: str
 def set_backbone_trainable(backbone: keras.Model, frozen_blocks: int | Sequence[str]) -> None:
     """Freeze the first ``frozen_blocks`` of ``BLOCK_NAMES`` (or the named blocks); train the rest.
 
-    Frozen BatchNorm layers run in inference mode (Keras 3), keeping their ImageNet statistics.
+    Frozen BatchNorm layers run in inference mode (Keras 3), keeping their ImageNet statistics;
+    a frozen ``InstanceBatchNorm`` is frozen whole: its batch part likewise, its instance part
+    still normalising each image by its own statistics, with a fixed scale and shift.
     """
     frozen = set(BLOCK_NAMES[:frozen_blocks] if isinstance(frozen_blocks, int) else frozen_blocks)
     backbone.trainable = True

@@ -76,10 +76,11 @@ log = logging.getLogger(__name__)
 # Fields that define the optimization; a checkpoint made with other values cannot be resumed.
 RESUME_KEYS = ("data_dirs", "recipe", "input_size", "persons_per_batch", "images_per_person", "seed",
                "frozen_blocks", "scale", "max_zoom", "colour_jitter", "init_from", "teachers",
-               "distill_dims", "distill_weight")
+               "distill_dims", "distill_weight", "ibn")
 # The value a checkpoint implies for a key it predates.
 RESUME_DEFAULTS: dict[str, object] = {"max_zoom": 1.0, "colour_jitter": 0.0, "init_from": None,
-                                      "teachers": [], "distill_dims": 128, "distill_weight": 2.0}
+                                      "teachers": [], "distill_dims": 128, "distill_weight": 2.0,
+                                      "ibn": False}
 RESEARCH_TERMS = ("CUHK03 and PETA's re-ID collections are licensed for research use only; their terms "
                   "(including respect for the privacy of the people shown) apply to these weights. "
                   "Retrain on your own cameras with `reid train` for other uses.")
@@ -198,7 +199,7 @@ class Trainer:
                                  config.images_per_person, config.seed)
         keras.utils.set_random_seed(config.seed)
         self.net = build_reid_net(self.data.num_classes, config.input_size, recipe=config.recipe,
-                                  scale=config.scale, pretrained=config.pretrained,
+                                  scale=config.scale, pretrained=config.pretrained, ibn=config.ibn,
                                   distill_dims=target_dims(self.teachers, config.distill_dims)
                                   if config.teachers else None)
         set_backbone_trainable(self.net.backbone, config.frozen_blocks)
@@ -258,6 +259,7 @@ class Trainer:
 
         From a checkpoint every layer is taken; from an exported model directory its backbone
         and BN neck (the classifier, for other persons, is then trained in the head warm-up).
+        An ``ibn`` network can start from one without (see ``copy_weights_by_name``).
 
         The head starts as the least-squares linear map from the network's unit embeddings of
         the (unaugmented) training images to the targets.
@@ -275,7 +277,7 @@ class Trainer:
             trained = read_state(path).config
             trained_teachers = [build_embedder(str(teacher)) for teacher in trained.get("teachers", [])]
             source = build_reid_net(self.data.num_classes, config.input_size, recipe=config.recipe,
-                                    scale=config.scale, pretrained=False,
+                                    scale=config.scale, pretrained=False, ibn=trained.get("ibn", False),
                                     distill_dims=target_dims(trained_teachers, trained.get("distill_dims", 128))
                                     if trained_teachers else None)
             load_model_weights(path, source)

@@ -132,6 +132,11 @@ def _input_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tup
 @click.option("--colour-jitter", cls=TrainConfigOption, type=click.FloatRange(0.0, 1.0),
               help="Probability of jittering each training image's brightness, contrast and "
                    "saturation (grey and channel-shuffled images then come too): other cameras' colours.")
+@click.option("--ibn/--no-ibn", cls=TrainConfigOption,
+              help="Instance-batch norm (IBN-a) in the backbone's blocks 2-6: half the channels of "
+                   "each expansion normalised per image, against other cameras' colour and contrast; "
+                   "with --init-from a model without it, those start from its batch norm. Frozen "
+                   "blocks keep their scale and shift: train them with --frozen-blocks 2 or less.")
 @click.option("--distill-weight", cls=TrainConfigOption, type=click.FloatRange(0.0, min_open=True),
               help="Weight of the distillation loss (cosine distance).")
 @click.option("--distill-dims", cls=TrainConfigOption, type=click.IntRange(0),
@@ -147,7 +152,7 @@ def train_command(data_dirs: tuple[Path, ...], out_dir: Path, checkpoint_dir: Pa
                   frozen_blocks: int, max_zoom: float, test_views: int, persons_per_batch: int,
                   images_per_person: int, learning_rate: float, warmup_epochs: float,
                   init_from: Path | None, teachers: tuple[Path, ...], teacher_cache_dir: Path,
-                  colour_jitter: float, distill_weight: float, distill_dims: int,
+                  colour_jitter: float, ibn: bool, distill_weight: float, distill_dims: int,
                   max_steps: int | None, threads: int) -> None:
     """Fine-tune the MobileNetV2 re-ID embedder on DATA_DIR..., one folder per person in each.
 
@@ -185,7 +190,7 @@ def train_command(data_dirs: tuple[Path, ...], out_dir: Path, checkpoint_dir: Pa
     config = TrainConfig(
         data_dirs=tuple(data_dirs), checkpoint_dir=checkpoint_dir, out_dir=out_dir,
         val_sets=tuple(val_sets), report_sets=tuple(report_sets), teacher_cache_dir=teacher_cache_dir,
-        colour_jitter=colour_jitter,
+        colour_jitter=colour_jitter, ibn=ibn,
         recipe=recipe, input_size=input_size, epochs=epochs, flip_average=flip_average,
         keep=keep, seed=seed, resume=resume,
         frozen_blocks=frozen_blocks, max_zoom=max_zoom, test_views=test_views,

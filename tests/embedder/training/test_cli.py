@@ -19,7 +19,8 @@ def test_help_names_the_options() -> None:
     result = CliRunner().invoke(train_command, ["--help"])
     assert result.exit_code == 0
     for option in ("--out", "--checkpoint-dir", "--epochs", "--recipe", "--input-size",
-                   "--val-set", "--report-set", "--teacher", "--colour-jitter", "--resume / --no-resume",
+                   "--val-set", "--report-set", "--teacher", "--colour-jitter", "--ibn / --no-ibn",
+                   "--resume / --no-resume",
                    "--seed"):
         assert option in result.output
 
