@@ -125,6 +125,7 @@ def assert_started_from(net: ReidNet, source: ReidNet) -> None:
                 np.testing.assert_array_equal(mine.numpy(), value.numpy())
 
 
+@pytest.mark.slow  # builds three full-size networks
 def test_an_ibn_net_starts_from_a_plain_one_exported_or_trained_but_not_the_reverse() -> None:
     plain = moved_net(ibn=False, seed=0)
     from_export = moved_net(ibn=True, seed=1)
@@ -149,6 +150,7 @@ def test_a_frozen_ibn_block_is_frozen_whole() -> None:
     assert len(trained.trainable_weights) == 4 and trained.batch_norm.trainable
 
 
+@pytest.mark.slow  # saves and reloads a full-size model
 def test_the_keras_file_of_an_ibn_model_reloads_to_identical_outputs(tmp_path: Path) -> None:
     model = moved_net(ibn=True, seed=3).inference_model()
     model.save(tmp_path / "model.keras")
