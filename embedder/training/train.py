@@ -283,10 +283,15 @@ class Trainer:
             load_model_weights(path, source)
             self.net.copy_trained_layers(source)
         if self.net.distill is not None and self.targets is not None:
-            embeddings = np.concatenate([
-                tf.math.l2_normalize(self.net(self.data.images[start:start + 64].astype(np.float32),
-                                              training=False)["embedding"], axis=1).numpy()
-                for start in range(0, len(self.data.images), 64)])
+            starts = range(0, len(self.data.images), 64)
+            chunks = []
+            with self._bar(len(starts), "fitting the distill head") as bar:
+                for start in starts:
+                    chunks.append(tf.math.l2_normalize(self.net(
+                        self.data.images[start:start + 64].astype(np.float32), training=False)["embedding"],
+                        axis=1).numpy())
+                    bar.update()
+            embeddings = np.concatenate(chunks)
             kernel, *_ = np.linalg.lstsq(embeddings.astype(np.float64), self.targets.numpy(), rcond=1e-6)
             self.net.distill.kernel.assign(kernel.astype(np.float32))
 
