@@ -181,9 +181,14 @@ def json_value(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
+def stored_value(stored: dict[str, Any], key: str) -> Any:
+    """Return a checkpoint config's ``key``, or what a checkpoint that predates it implies."""
+    return stored.get(key, RESUME_DEFAULTS.get(key))
+
+
 def changed_resume_keys(stored: dict[str, Any], config: dict[str, Any]) -> dict[str, object]:
     """Return {key: stored value} for each of ``RESUME_KEYS`` where a checkpoint's config differs."""
-    values = {key: stored.get(key, RESUME_DEFAULTS.get(key)) for key in RESUME_KEYS}
+    values = {key: stored_value(stored, key) for key in RESUME_KEYS}
     return {key: value for key, value in values.items() if json_value(value) != json_value(config[key])}
 
 
@@ -275,25 +280,28 @@ class Trainer:
         elif config.init_from is not None:
             path = Path(config.init_from) / CHECKPOINT_FILE
             trained = read_state(path).config
-            trained_teachers = [build_embedder(str(teacher)) for teacher in trained.get("teachers", [])]
+            trained_teachers = [build_embedder(str(teacher)) for teacher in stored_value(trained, "teachers")]
             source = build_reid_net(self.data.num_classes, config.input_size, recipe=config.recipe,
-                                    scale=config.scale, pretrained=False, ibn=trained.get("ibn", False),
-                                    distill_dims=target_dims(trained_teachers, trained.get("distill_dims", 128))
+                                    scale=config.scale, pretrained=False, ibn=stored_value(trained, "ibn"),
+                                    distill_dims=target_dims(trained_teachers, stored_value(trained, "distill_dims"))
                                     if trained_teachers else None)
             load_model_weights(path, source)
             self.net.copy_trained_layers(source)
         if self.net.distill is not None and self.targets is not None:
-            starts = range(0, len(self.data.images), 64)
-            chunks = []
-            with self._bar(len(starts), "fitting the distill head") as bar:
-                for start in starts:
-                    chunks.append(tf.math.l2_normalize(self.net(
-                        self.data.images[start:start + 64].astype(np.float32), training=False)["embedding"],
-                        axis=1).numpy())
-                    bar.update()
-            embeddings = np.concatenate(chunks)
-            kernel, *_ = np.linalg.lstsq(embeddings.astype(np.float64), self.targets.numpy(), rcond=1e-6)
-            self.net.distill.kernel.assign(kernel.astype(np.float32))
+            self._fit_distill_head(self.net.distill, self.targets)
+
+    def _fit_distill_head(self, head: keras.layers.Dense, targets: tf.Tensor, batch_size: int = 64) -> None:
+        """Set ``head`` to the least-squares map from the unit embeddings of the training images
+        (unaugmented, with a progress bar: every image is embedded) to the (N, D) ``targets``."""
+        starts = range(0, len(self.data.images), batch_size)
+        chunks = []
+        with self._bar(len(starts), "fitting the distill head") as bar:
+            for start in starts:
+                outputs = self.net(self.data.images[start:start + batch_size].astype(np.float32), training=False)
+                chunks.append(tf.math.l2_normalize(outputs["embedding"], axis=1).numpy())
+                bar.update()
+        kernel, *_ = np.linalg.lstsq(np.concatenate(chunks).astype(np.float64), targets.numpy(), rcond=1e-6)
+        head.kernel.assign(kernel.astype(np.float32))
 
     def train_head(self) -> None:
         """Train the BN neck and the classifier on the frozen backbone for ``head_steps`` batches.
